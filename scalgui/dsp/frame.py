@@ -278,17 +278,21 @@ class WaveletFrame:
         self.bands = self._design_bands()
         self.max_hop = int(self.bands.hop.max())
         self.n_groups = int(self.bands.group.max()) + 1
-        # Zero context on each side, on the max-hop grid: twice the longest analysis atom's
-        # reach, because the dual atoms (atom / D) reach further (measured: 1x leaves
-        # 1e-5 errors in segmented synthesis, 2x leaves float32 round-off).
-        self.context = self._round_up(math.ceil(2 * self.support_seconds * self.sample_rate), self.max_hop)
+        reach = math.ceil(self.support_seconds * self.sample_rate)
+        # Zeros padded on each side of a signal, on the max-hop grid: the longest atom's
+        # reach, so that the circular transform of the padded signal is a linear one.
+        self.pad = self._round_up(reach, self.max_hop)
+        # Overlap kept on each side of a segment: twice that, because the dual atoms
+        # (atom / D) reach further (measured: 1x leaves 1e-5 errors in segmented
+        # synthesis of edited coefficients, 2x leaves float32 round-off).
+        self.context = self._round_up(2 * reach, self.max_hop)
         if segment_length is None:
             segment_length = max(2**20, 8 * self.context)
         segment_length = self._round_up(int(segment_length), self.max_hop)
         if segment_length < 4 * self.context:
             raise ValueError(
                 f"segment length {segment_length} is too short for this frame: it needs at least "
-                f"{4 * self.context} samples (four times the longest atom's reach)"
+                f"{4 * self.context} samples (four times the overlap segments keep on each side)"
             )
         self.segment_length = segment_length
         self._plans: dict[int, _Plan] = {}
@@ -398,7 +402,7 @@ class WaveletFrame:
 
     def padded_length(self, length: int) -> int:
         """Length of the zero-padded signal a one-shot transform of ``length`` samples uses."""
-        return self._round_up(self.context + int(length) + self.context, self.max_hop)
+        return self._round_up(self.pad + int(length) + self.pad, self.max_hop)
 
     # ------------------------------------------------------------------ plans
     def _plan(self, n: int) -> _Plan:
@@ -550,14 +554,14 @@ class WaveletFrame:
         x = self._as_signal(x)
         length = x.shape[-1]
         n = self.padded_length(length)
-        padded = torch.nn.functional.pad(x, (self.context, n - length - self.context))
+        padded = torch.nn.functional.pad(x, (self.pad, n - length - self.pad))
         if segmented is None:
             segmented = n > self.segment_length
         if not segmented:
             groups = self.forward_block(padded)
         else:
             groups = self._analyze_segments(padded)
-        return Coefficients(groups, self, length, self.context, n)
+        return Coefficients(groups, self, length, self.pad, n)
 
     def synthesize(self, coeffs: Coefficients, *, segmented: bool | None = None) -> torch.Tensor:
         """Signal from coefficients through the canonical dual frame.

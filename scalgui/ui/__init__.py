@@ -1,0 +1,1 @@
+"""The Qt user interface: widgets, pyqtgraph views, tools, dialogs and worker threads."""
