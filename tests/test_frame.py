@@ -217,3 +217,13 @@ def test_bad_signals_are_refused():
         frame.analyze(torch.zeros(100, dtype=torch.complex64))
     with pytest.raises(ValueError, match="fmin"):
         WaveletFrame(FrameSettings(8000, 12, fmin=3900.0))
+
+
+def test_batched_segments_give_the_same_result(sample_rate):
+    x = torch.from_numpy(signals.example_sound(sample_rate))
+    one = WaveletFrame(FrameSettings(sample_rate, 12, fmin=100.0), segment_length=2**17, segments_per_batch=1)
+    three = WaveletFrame(FrameSettings(sample_rate, 12, fmin=100.0), segment_length=2**17, segments_per_batch=3)
+    a, b = one.analyze(x, segmented=True), three.analyze(x, segmented=True)
+    for ga, gb in zip(a.groups, b.groups):
+        torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(one.synthesize(a, segmented=True), three.synthesize(a, segmented=True), rtol=1e-5, atol=1e-6)

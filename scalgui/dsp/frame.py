@@ -243,6 +243,9 @@ class WaveletFrame:
         Longest padded length transformed in one piece, in samples; longer signals are
         processed in overlapping segments of about this length so that memory stays
         bounded. ``None`` picks ``max(2**20, 8 * context)``.
+    segments_per_batch : int or None
+        Segments transformed together in one batched call; ``None`` sizes it to the
+        device (see :meth:`segments_per_batch`).
 
     Notes
     -----
@@ -268,6 +271,7 @@ class WaveletFrame:
         device: str | torch.device | None = "cpu",
         dtype: torch.dtype = torch.float32,
         segment_length: int | None = None,
+        segments_per_batch: int | None = None,
     ) -> None:
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -295,6 +299,7 @@ class WaveletFrame:
                 f"{4 * self.context} samples (four times the overlap segments keep on each side)"
             )
         self.segment_length = segment_length
+        self._segments_per_batch = segments_per_batch
         self._plans: dict[int, _Plan] = {}
 
     # ------------------------------------------------------------------ design
@@ -615,6 +620,26 @@ class WaveletFrame:
             piece = torch.nn.functional.pad(piece, (lo - start, start + size - hi))
         return piece
 
+    def segments_per_batch(self, batch_size: int) -> int:
+        """How many segments one block transform takes at once.
+
+        On the CPU one at a time (batching gains nothing there and costs memory). On a
+        GPU as many as fit in half of the free memory, counting the coefficients, their
+        band spectra and the signal, so that long files keep the device busy.
+        """
+        if self._segments_per_batch is not None:
+            return self._segments_per_batch
+        if self.device.type != "cuda":
+            return 1
+        free, _total = torch.cuda.mem_get_info(self.device)
+        itemsize = 16 if self.dtype == torch.float64 else 8
+        per_segment = self.segment_length * max(batch_size, 1) * itemsize * (3 * self.coefficients_per_sample + 2)
+        return max(1, int(0.5 * free // per_segment))
+
+    def _batches(self, starts: list[int], batch_size: int) -> list[list[int]]:
+        k = self.segments_per_batch(batch_size)
+        return [starts[i : i + k] for i in range(0, len(starts), k)]
+
     def _analyze_segments(self, padded: torch.Tensor) -> list[torch.Tensor]:
         n = padded.shape[-1]
         s = self.segment_length
@@ -624,12 +649,14 @@ class WaveletFrame:
             torch.empty(*batch, g.bins.shape[0], n // g.hop, dtype=self.complex_dtype, device=padded.device)
             for g in plan_groups
         ]
-        for start in self.segment_starts(n):
-            coeffs = self.forward_block(self._segment(padded, start, s))
-            lo, hi = self._owned_span(start, n)
-            for g, dst, src in zip(plan_groups, out, coeffs):
-                a, b = lo // g.hop, hi // g.hop
-                dst[..., a:b] = src[..., a - start // g.hop : b - start // g.hop]
+        for chunk in self._batches(self.segment_starts(n), int(np.prod(batch, dtype=int))):
+            stacked = torch.stack([self._segment(padded, start, s) for start in chunk])
+            coeffs = self.forward_block(stacked)
+            for j, start in enumerate(chunk):
+                lo, hi = self._owned_span(start, n)
+                for g, dst, src in zip(plan_groups, out, coeffs):
+                    a, b = lo // g.hop, hi // g.hop
+                    dst[..., a:b] = src[j, ..., a - start // g.hop : b - start // g.hop]
         return out
 
     def _synthesize_segments(self, groups: Sequence[torch.Tensor], n: int) -> torch.Tensor:
@@ -637,11 +664,15 @@ class WaveletFrame:
         batch = groups[0].shape[:-2]
         plan_groups = self._plan(s).groups
         out = torch.empty(*batch, n, dtype=self.dtype, device=groups[0].device)
-        for start in self.segment_starts(n):
-            pieces = [self._segment(c, start // g.hop, s // g.hop) for g, c in zip(plan_groups, groups)]
-            block = self.inverse_block(pieces, s)
-            lo, hi = self._owned_span(start, n)
-            out[..., lo:hi] = block[..., lo - start : hi - start]
+        for chunk in self._batches(self.segment_starts(n), int(np.prod(batch, dtype=int))):
+            pieces = [
+                torch.stack([self._segment(c, start // g.hop, s // g.hop) for start in chunk])
+                for g, c in zip(plan_groups, groups)
+            ]
+            blocks = self.inverse_block(pieces, s)
+            for j, start in enumerate(chunk):
+                lo, hi = self._owned_span(start, n)
+                out[..., lo:hi] = blocks[j, ..., lo - start : hi - start]
         return out
 
     def __repr__(self) -> str:

@@ -1,0 +1,400 @@
+"""The ``scalgui`` command: the editor by default, sub-commands for headless work.
+
+``scalgui [FILE]`` opens the editor. Sub-commands::
+
+    scalgui analyze IN [options]      scalogram picture and JSON summary of a sound file
+    scalgui bench analyze [options]   wavelet analysis against ssqueezepy, with ratios
+
+Each sub-command is a pair of functions, ``add_arguments(parser)`` and
+``run(args) -> int``, registered in :func:`build_parser`; heavy modules (torch,
+pedalboard, matplotlib) are imported inside ``run`` so that ``scalgui --help`` is fast.
+Errors a user can fix (a missing file, a bad option value, an unwritable output) end the
+command with exit code 2 and ONE line ``scalgui: error: ...`` on stderr, never a
+traceback.
+"""
+from __future__ import annotations
+
+import os
+
+# Before anything imports torch: idle OpenMP threads must sleep, not spin (see DESIGN.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import importlib.util
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["CommandError", "analyze_file", "build_parser", "main"]
+
+PROG = "scalgui"
+EXAMPLE_KEYWORD = "example"
+CHANNEL_NAMES = ("mean", "mid", "side", "left", "right")
+
+
+class CommandError(Exception):
+    """A failure the user can fix; ``str()`` is the one-line message after ``scalgui: error:``."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _channel_view(text: str) -> int | str:
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if text in CHANNEL_NAMES:
+        return text
+    raise argparse.ArgumentTypeError(f"expected a channel index or one of {', '.join(CHANNEL_NAMES)}, got {text!r}")
+
+
+def _check_output(path: str | None) -> Path | None:
+    """Fail early (before any work) when ``path`` cannot be written."""
+    if path is None:
+        return None
+    out = Path(path)
+    parent = out.resolve().parent
+    if out.is_dir():
+        raise CommandError(f"cannot write '{out}': it is a folder")
+    if not parent.is_dir():
+        raise CommandError(f"cannot write '{out}': folder '{parent}' does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CommandError(f"cannot write '{out}': permission denied in folder '{parent}'")
+    return out
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class _Progress:
+    """tqdm bars on stderr when stderr is a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._bar = None
+
+    def bar(self, total: int, desc: str, unit: str = "step"):
+        self.close()
+        if self.enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit != "step", file=sys.stderr,
+                             leave=False)
+        return self
+
+    def frames(self, done: int, total: int) -> None:
+        """A ``load_audio`` progress callback."""
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.n = done
+            self._bar.refresh()
+
+    def step(self, desc: str) -> None:
+        if self._bar is not None:
+            self._bar.set_description(desc)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+# --------------------------------------------------------------------------- editor
+
+
+def _run_editor(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("scalgui.ui.app") is None:
+        print(f"{PROG}: the editor is not built yet; headless commands: {', '.join(_COMMAND_NAMES)} "
+              f"(see '{PROG} --help')", file=sys.stderr)
+        return 2
+    from scalgui.ui import app
+
+    return int(app.main(args.file) or 0)
+
+
+# --------------------------------------------------------------------------- analyze
+
+ANALYZE_HELP = "analyse a sound file: scalogram picture (PNG) and summary (JSON or text)"
+
+
+def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="IN",
+                   help=f"audio file (WAV, AIFF, FLAC, MP3, Ogg), or '{EXAMPLE_KEYWORD}' for the bundled example sound")
+    p.add_argument("--voices", type=_positive_int, default=12, metavar="Q", help="wavelet bands per octave (default 12)")
+    p.add_argument("--fmin", type=_finite_float, default=20.0, metavar="HZ", help="lowest band centre (default 20 Hz)")
+    p.add_argument("--fmax", type=_finite_float, default=None, metavar="HZ",
+                   help="highest band centre (default 20 kHz, or the highest that fits below Nyquist)")
+    p.add_argument("--oversampling", type=_finite_float, default=1.0, metavar="X",
+                   help="coefficient rate over bandwidth, >= 1 (default 1)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to compute: auto picks CUDA when available (default auto)")
+    p.add_argument("--channel", type=_channel_view, default="mean", metavar="N|mid|side|mean",
+                   help="channel shown in the picture: an index, mid, side, mean, left or right (default mean)")
+    p.add_argument("--png", metavar="OUT.png", help="write the scalogram picture here")
+    p.add_argument("--json", metavar="OUT.json", help="write the summary here")
+    p.add_argument("--width", type=_positive_int, default=1200, metavar="PIXELS",
+                   help="time columns of the picture (default 1200)")
+    p.add_argument("--floor-db", type=_finite_float, default=-120.0, metavar="DB",
+                   help="lowest level in the picture's data, dB full scale (default -120)")
+
+
+def _resolve_input(text: str) -> Path:
+    if text == EXAMPLE_KEYWORD and not os.path.exists(text):
+        from scalgui.resources import example_path
+
+        try:
+            return example_path()
+        except FileNotFoundError as exc:
+            raise CommandError(_one_line(exc)) from None
+    return Path(text)
+
+
+def analyze_file(
+    path: str | os.PathLike,
+    *,
+    voices: int = 12,
+    fmin: float = 20.0,
+    fmax: float | None = None,
+    oversampling: float = 1.0,
+    device: str = "auto",
+    progress: _Progress | None = None,
+):
+    """Load a file, analyse it, resynthesise it, and describe the result.
+
+    Returns
+    -------
+    (dict, Coefficients)
+        The summary (see ``scalgui analyze --help`` and the README for the keys) and the
+        coefficients, with a channel dimension.
+
+    Raises
+    ------
+    CommandError
+        Unreadable audio, frame settings that do not fit the file, no CUDA device.
+    """
+    import numpy as np
+    import torch
+
+    from scalgui.audio import AudioError, audio_info, load_audio
+    from scalgui.dsp.frame import FrameSettings, WaveletFrame, resolve_device
+
+    path = Path(path)
+    progress = progress or _Progress()
+    try:
+        info = audio_info(path)  # cheap: validates the header before decoding anything
+        settings = FrameSettings(info["sample_rate"], voices_per_octave=voices, fmin=fmin, fmax=fmax,
+                                 oversampling=oversampling)
+        torch_device = resolve_device(device)
+        if torch_device.type == "cuda" and not torch.cuda.is_available():
+            raise CommandError(f"{path}: --device cuda: no CUDA device is available")
+        frame = WaveletFrame(settings, device=torch_device)
+        progress.bar(info["frames"], "decode", unit="frame")
+        audio = load_audio(path, progress=progress.frames)
+    except AudioError as exc:
+        raise CommandError(str(exc)) from None
+    except ValueError as exc:  # FrameSettings / frame design: the settings do not fit this file
+        raise CommandError(f"{path}: {_one_line(exc)}") from None
+    finally:
+        progress.close()
+
+    sync = torch.cuda.synchronize if frame.device.type == "cuda" else (lambda: None)
+    progress.bar(2, "analyse")
+    x = torch.as_tensor(audio.samples).to(frame.device)
+    sync()
+    t0 = time.perf_counter()
+    coeffs = frame.analyze(x)  # the first call also builds the FFT plans for this length
+    sync()
+    analysis_s = time.perf_counter() - t0
+    progress.step("synthesise")
+    t0 = time.perf_counter()
+    y = frame.synthesize(coeffs)
+    sync()
+    synthesis_s = time.perf_counter() - t0
+    progress.step("done")
+    progress.close()
+    x64, y64 = x.double(), y.double()
+    norm = float(torch.linalg.vector_norm(x64))
+    diff = float(torch.linalg.vector_norm(y64 - x64))
+    del y, y64, x64
+    peak = float(np.max(np.abs(audio.samples)))
+    summary = {
+        "file": str(path),
+        "sample_rate": audio.sample_rate,
+        "channels": audio.channels,
+        "frames": audio.frames,
+        "duration_s": audio.duration,
+        "voices_per_octave": int(settings.voices_per_octave),
+        "fmin_hz": float(settings.fmin),
+        "fmax_hz": frame.fmax,
+        "oversampling": float(settings.oversampling),
+        "bands": len(frame.bands.wavelet_indices),
+        "atoms": len(frame.bands),
+        "coefficients_per_sample": frame.coefficients_per_sample,
+        "coefficients": int(coeffs.count * audio.channels),
+        "analysis_seconds": analysis_s,
+        "synthesis_seconds": synthesis_s,
+        "reconstruction_error": diff / norm if norm > 0 else diff,
+        "peak_dbfs": 20.0 * math.log10(peak) if peak > 0 else None,
+        "device": str(frame.device),
+    }
+    return summary, coeffs
+
+
+def _format_summary(summary: dict) -> str:
+    def value(key: str, v) -> str:
+        if v is None:
+            return "-inf" if key == "peak_dbfs" else "-"
+        if key.endswith("_seconds"):
+            return f"{v:.3f} s"
+        if key == "reconstruction_error":
+            return f"{v:.2e}"
+        if key.endswith("_hz"):
+            return f"{v:.1f} Hz"
+        if key == "duration_s":
+            return f"{v:.3f} s"
+        if key == "peak_dbfs":
+            return f"{v:.2f} dBFS"
+        if isinstance(v, float):
+            return f"{v:g}" if v == int(v) else f"{v:.3f}"
+        return str(v)
+
+    width = max(len(k) for k in summary)
+    return "\n".join(f"{k.ljust(width)}  {value(k, v)}" for k, v in summary.items())
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    png = _check_output(args.png)
+    json_out = _check_output(args.json)
+    path = _resolve_input(args.input)
+    if isinstance(args.channel, int):
+        from scalgui.audio import AudioError, audio_info
+
+        try:
+            channels = audio_info(path)["channels"]
+        except AudioError as exc:
+            raise CommandError(str(exc)) from None
+        if not -channels <= args.channel < channels:
+            raise CommandError(f"{path}: --channel {args.channel}: the file has {channels} channel(s)")
+    summary, coeffs = analyze_file(path, voices=args.voices, fmin=args.fmin, fmax=args.fmax,
+                                   oversampling=args.oversampling, device=args.device)
+    if png is not None:
+        from scalgui.dsp.raster import scalogram_raster
+        from scalgui.plotting import save_scalogram_png
+
+        raster = scalogram_raster(coeffs, width=args.width, channel=args.channel, floor_db=args.floor_db)
+        view = args.channel if isinstance(args.channel, str) else f"channel {args.channel}"
+        title = f"{path.name} ({view}), {summary['voices_per_octave']} voices/octave"
+        try:
+            save_scalogram_png(raster, png, title=title)
+        except OSError as exc:
+            raise CommandError(f"cannot write '{png}': {exc.strerror or _one_line(exc)}") from None
+        print(f"wrote {png}")
+    if json_out is not None:
+        try:
+            _write_text_atomic(json_out, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        except OSError as exc:
+            raise CommandError(f"cannot write '{json_out}': {exc.strerror or _one_line(exc)}") from None
+        print(f"wrote {json_out}")
+    if png is None and json_out is None:
+        print(_format_summary(summary))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+_COMMAND_NAMES = ("analyze", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command line: sub-commands, each with ``run`` set as its default."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [-h] [--version] [FILE | COMMAND ...]",
+        description="Edit sound in the wavelet-scalogram domain. With no command (optionally a FILE), "
+                    "open the editor; the commands below work without a display.",
+    )
+    from scalgui import __version__
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.set_defaults(run=_run_editor, file=None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", prog=PROG)
+
+    analyze = sub.add_parser("analyze", help=ANALYZE_HELP, description=ANALYZE_HELP + ". "
+                             "analysis_seconds times one analyze call after the frame is built; "
+                             "it includes building the FFT plans for the file's length.")
+    _add_analyze_arguments(analyze)
+    analyze.set_defaults(run=_run_analyze)
+
+    from scalgui.bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
+    return parser
+
+
+def _editor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Open the scalgui editor.")
+    parser.add_argument("file", nargs="?", metavar="FILE", help="audio file to open")
+    parser.set_defaults(run=_run_editor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``scalgui`` command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser() if first is None or first in _COMMAND_NAMES else _editor_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        return int(args.run(args) or 0)
+    except CommandError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,638 @@
+"""Phase retrieval: a signal whose wavelet magnitudes match a target.
+
+The frame's modulus determines a signal up to a global sign, and the frame is
+differentiable, so a signal can be found from magnitudes alone. Methods, by name:
+
+``"fgla"``
+    Fast (accelerated) Griffin-Lim on the frame (Perraudin, Balazs & Sondergaard 2013):
+    alternate projections onto the magnitude set and, through the canonical dual, onto
+    the consistent set, with momentum. Cheap per iteration and robust: the default.
+``"adam"``, ``"lbfgs"``, ``"sgd"``
+    Gradient descent on the signal with autograd, on a magnitude loss (see ``loss``).
+``"hybrid"``
+    ``fgla`` for a share of the iterations, then ``lbfgs`` (or ``refine_method``) from there.
+
+Initial phases (``init``): ``"random"`` (seeded), ``"original"`` (a reference phase, e.g.
+the source's before an edit), ``"centre"`` (each band advancing at its centre frequency:
+a flat phase in demodulated terms) and ``"gradient"`` (a phase-gradient heuristic in the
+spirit of PGHI: each band integrates an instantaneous frequency estimated from the
+magnitudes' slope across bands, frozen where the band is silent).
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .frame import Coefficients, WaveletFrame
+from .metrics import spectral_convergence_db
+
+__all__ = [
+    "METHODS",
+    "LOSSES",
+    "INITS",
+    "RetrievalSettings",
+    "RetrievalProgress",
+    "RetrievalResult",
+    "CancelToken",
+    "retrieve",
+    "initial_phase",
+    "spectral_convergence_db",
+    "rerender_spans",
+]
+
+METHODS = ("fgla", "adam", "lbfgs", "sgd", "hybrid")
+LOSSES = ("l2", "power", "log", "l2-l1")
+INITS = ("random", "original", "centre", "gradient")
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """How to retrieve a phase.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS`.
+    iterations : int
+        Number of iterations (one analysis and one synthesis, or one optimiser step).
+    init : str
+        One of :data:`INITS`.
+    loss : str
+        For gradient methods: ``"l2"`` on magnitudes, ``"power"`` on magnitudes raised to
+        ``power``, ``"log"`` on ``log(magnitude + eps)``, or ``"l2-l1"`` (L2, then L1 after
+        ``l1_after`` of the iterations).
+    momentum : float
+        FGLA momentum (0 gives plain Griffin-Lim), or SGD momentum.
+    learning_rate : float or None
+        Gradient methods' step; ``None`` picks a measured default per method, relative to
+        the target's scale.
+    schedule : str
+        ``"constant"``, ``"cosine"`` (decay to 1 % over the run) or ``"step"`` (halve
+        every 10 % of the run) for gradient methods.
+    power : float
+        Exponent of the ``"power"`` loss.
+    l1_after : float
+        Share of the iterations after which ``"l2-l1"`` switches to L1.
+    hybrid_share : float
+        Share of the iterations the ``"hybrid"`` method spends in FGLA.
+    refine_method : str
+        Gradient method the ``"hybrid"`` method refines with.
+    seed : int
+        Seed of the random initial phase.
+    """
+
+    method: str = "fgla"
+    iterations: int = 100
+    init: str = "gradient"
+    loss: str = "l2"
+    momentum: float = 0.99
+    learning_rate: float | None = None
+    schedule: str = "cosine"
+    power: float = 0.3
+    l1_after: float = 0.5
+    hybrid_share: float = 0.8
+    refine_method: str = "lbfgs"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def check(name, value, allowed):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+
+        check("method", self.method, METHODS)
+        check("init", self.init, INITS)
+        check("loss", self.loss, LOSSES)
+        check("schedule", self.schedule, ("constant", "cosine", "step"))
+        check("refine method", self.refine_method, ("adam", "lbfgs", "sgd"))
+        if int(self.iterations) != self.iterations or self.iterations < 0:
+            raise ValueError(f"iterations must be a whole number >= 0, got {self.iterations}")
+        if not 0 <= self.momentum < 1.5:
+            raise ValueError(f"momentum must lie in [0, 1.5), got {self.momentum}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.hybrid_share <= 1 or not 0 <= self.l1_after <= 1:
+            raise ValueError("hybrid_share and l1_after are shares of the run, between 0 and 1")
+
+
+@dataclass(frozen=True)
+class RetrievalProgress:
+    """One progress report.
+
+    Attributes
+    ----------
+    iteration, iterations : int
+        Iterations done and planned.
+    loss : float
+        The method's objective (FGLA: the squared magnitude error, normalised).
+    spectral_convergence_db : float
+        ``20 log10(|| |W y| - T || / || T ||)`` of the current signal, in dB.
+    elapsed_s, eta_s : float
+        Seconds since the start, and the estimated seconds to go.
+    """
+
+    iteration: int
+    iterations: int
+    loss: float
+    spectral_convergence_db: float
+    elapsed_s: float
+    eta_s: float
+
+
+@dataclass
+class RetrievalResult:
+    """What a retrieval produced.
+
+    Attributes
+    ----------
+    signal : torch.Tensor [shape=(..., length)]
+        The best signal found (lowest spectral convergence).
+    spectral_convergence_db : float
+        Its spectral convergence against the target, in dB.
+    iterations : int
+        Iterations completed (fewer than planned when cancelled).
+    seconds : float
+        Wall time.
+    cancelled : bool
+        Whether a cancel request stopped the run.
+    history : list of float
+        Spectral convergence in dB after each iteration.
+    loss_history : list of float
+        The method's own objective after each iteration (for gradient methods the loss
+        they minimise, which for compressed losses is not the spectral convergence).
+    """
+
+    signal: torch.Tensor
+    spectral_convergence_db: float
+    iterations: int
+    seconds: float
+    cancelled: bool
+    history: list[float] = field(default_factory=list)
+    loss_history: list[float] = field(default_factory=list)
+
+
+class CancelToken:
+    """A thread-safe cancel flag: another thread calls :meth:`cancel`, the run stops
+    after the current iteration and returns its best result so far."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+def _norm_sq(groups: Sequence[torch.Tensor]) -> torch.Tensor:
+    return sum((g.abs() ** 2).sum() for g in groups)
+
+
+# ---------------------------------------------------------------------------- initial phases
+def _band_times(coeffs: Coefficients, index: int, device) -> torch.Tensor:
+    hop = int(coeffs.frame.bands.hop[index])
+    n = coeffs.padded_length // hop
+    return torch.arange(n, dtype=torch.float64, device=device) * (hop / coeffs.frame.sample_rate)
+
+
+def _wrap(phase: torch.Tensor) -> torch.Tensor:
+    return torch.remainder(phase, 2 * math.pi)
+
+
+def _resample(values: torch.Tensor, length: int) -> torch.Tensor:
+    """Linear resampling of the last axis to ``length`` points on the same time span."""
+    if values.shape[-1] == length:
+        return values
+    shape = values.shape
+    flat = values.reshape(1, -1, shape[-1])
+    out = torch.nn.functional.interpolate(flat, size=length, mode="linear", align_corners=False)
+    return out.reshape(*shape[:-1], length)
+
+
+def initial_phase(
+    target: Coefficients,
+    init: str,
+    *,
+    reference: Coefficients | None = None,
+    seed: int = 0,
+    silence_db: float = -60.0,
+) -> list[torch.Tensor]:
+    """Unit-modulus complex phases (real atoms: signs) in the target's layout.
+
+    Parameters
+    ----------
+    target : Coefficients
+        Target magnitudes (real, non-negative groups).
+    init : str
+        ``"random"``, ``"original"`` (needs ``reference``), ``"centre"`` or ``"gradient"``.
+    reference : Coefficients, optional
+        Complex coefficients whose phase ``"original"`` takes.
+    seed : int
+        Seed of ``"random"``.
+    silence_db : float
+        ``"gradient"``: level, relative to the loudest coefficient, below which a band
+        is taken as silent and its phase is frozen.
+    """
+    frame = target.frame
+    table = frame.bands
+    groups = target.groups
+    device = groups[0].device
+    cdtype = frame.complex_dtype
+    if init == "original":
+        if reference is None:
+            raise ValueError("the 'original' initial phase needs a reference signal or coefficients")
+        return [r / r.abs().clamp_min(1e-30) * (r.abs() > 0) + (r.abs() == 0) for r in reference.groups]
+    if init == "random":
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        out = []
+        for g, t in enumerate(groups):
+            angles = torch.rand(t.shape, generator=generator, dtype=torch.float64) * (2 * math.pi)
+            phase = torch.polar(torch.ones_like(angles), angles).to(device=device, dtype=cdtype)
+            if table.real[table.group == g][0]:
+                phase = torch.where(phase.real >= 0, 1.0, -1.0).to(cdtype)
+            out.append(phase)
+        return out
+    if init not in ("centre", "gradient"):
+        raise ValueError(f"unknown initial phase {init!r}; choose one of: {', '.join(INITS)}")
+    out = [torch.ones(t.shape, dtype=cdtype, device=device) for t in groups]
+    wavelets = table.wavelet_indices
+    log_mag = None
+    if init == "gradient":
+        floor = float(max(t.max() for t in groups)) * 10 ** (silence_db / 20) + 1e-30
+        log_mag = {int(k): torch.log(target.band(int(k)).clamp_min(floor)).to(torch.float64) for k in wavelets}
+        loud = {int(k): target.band(int(k)) > floor for k in wavelets}
+    for position, k in enumerate(wavelets):
+        k = int(k)
+        hop = int(table.hop[k])
+        xi = float(table.centre_hz[k])
+        if init == "centre":
+            phase = 2 * math.pi * xi * _band_times(target, k, device)
+        else:
+            # A sinusoid at f seen by a Gaussian atom at xi has log-magnitude slope
+            # (f - xi) / sigma^2 across xi, so f = xi + sigma^2 d(log|c|)/d(xi).
+            lo = int(wavelets[max(position - 1, 0)])
+            hi = int(wavelets[min(position + 1, len(wavelets) - 1)])
+            length = log_mag[k].shape[-1]
+            slope = (_resample(log_mag[hi], length) - _resample(log_mag[lo], length)) / (
+                table.centre_hz[hi] - table.centre_hz[lo]
+            )
+            sigma = float(table.sigma_hz[k])
+            deviation = (sigma**2 * slope).clamp(-3 * sigma, 3 * sigma)
+            frequency = (xi + deviation) * loud[k]
+            phase = 2 * math.pi * torch.cumsum(frequency * (hop / frame.sample_rate), dim=-1)
+        g, r = int(table.group[k]), int(table.row[k])
+        out[g][..., r, :] = torch.polar(torch.ones_like(phase), _wrap(phase)).to(cdtype)
+    return out
+
+
+# ---------------------------------------------------------------------------- methods
+# Measured on tones and speech-like noise (see tests/test_phase.py): Adam steps are
+# relative to the starting signal's RMS; SGD and L-BFGS act on the normalised loss.
+_DEFAULT_LEARNING_RATE = {"adam": 0.2, "sgd": 5.0, "lbfgs": 0.1}
+
+
+def _scheduler(settings: RetrievalSettings, optimizer, iterations: int):
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(iterations, 1), eta_min=0.0)
+    if settings.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(iterations // 10, 1), gamma=0.5)
+    return None
+
+
+class _Run:
+    """Book-keeping shared by the methods: best result, history, progress, cancel."""
+
+    def __init__(self, target_groups, iterations, progress, cancel, every):
+        self.target_groups = target_groups
+        self.iterations = iterations
+        self.progress = progress
+        self.cancel = cancel
+        self.every = max(int(every), 1)
+        self.start = time.perf_counter()
+        self.history: list[float] = []
+        self.loss_history: list[float] = []
+        self.best_db = math.inf
+        self.best_signal = None
+        self.done = 0
+        self.reference = float(_norm_sq(target_groups))
+
+    def record(self, signal: torch.Tensor, estimate_groups) -> float:
+        error = sum(((e.abs() - t) ** 2).sum() for e, t in zip(estimate_groups, self.target_groups))
+        db = float(10.0 * torch.log10(error.clamp_min(1e-30) / max(self.reference, 1e-30)))
+        if db < self.best_db:
+            self.best_db = db
+            self.best_signal = signal.detach().clone()
+        return db
+
+    def step(self, db: float, loss: float) -> bool:
+        """Count one iteration; return True to stop (cancelled)."""
+        self.done += 1
+        self.history.append(db)
+        self.loss_history.append(loss)
+        if self.progress is not None and (self.done % self.every == 0 or self.done == self.iterations):
+            elapsed = time.perf_counter() - self.start
+            eta = elapsed / self.done * (self.iterations - self.done)
+            self.progress(RetrievalProgress(self.done, self.iterations, loss, db, elapsed, eta))
+        return self.cancel is not None and self.cancel.cancelled
+
+
+def _fgla(frame, target: Coefficients, phase, iterations, momentum, run: _Run, offset: int = 0) -> torch.Tensor:
+    """Accelerated Griffin-Lim: returns the last signal (the run keeps the best)."""
+    target_groups = target.groups
+    reference = run.reference
+    beta = momentum / (1.0 + momentum)
+    previous = None
+    signal = None
+    for _ in range(iterations):
+        signal = frame.synthesize(target.with_groups([t * p for t, p in zip(target_groups, phase)]))
+        rebuilt = frame.analyze(signal).groups
+        db = run.record(signal, rebuilt)
+        if previous is None:
+            accelerated = rebuilt
+        else:
+            accelerated = [r - beta * p for r, p in zip(rebuilt, previous)]
+        phase = [torch.sgn(a) for a in accelerated]
+        previous = rebuilt
+        if run.step(db, 10 ** (db / 10) * reference):
+            break
+    return signal
+
+
+def _magnitude_loss(settings: RetrievalSettings, estimate, target, iteration, iterations, reference, floor):
+    """The gradient methods' objective; ``floor`` (a magnitude) keeps the compressed
+    losses smooth near zero, where silence would otherwise dominate their gradients."""
+    loss_kind = settings.loss
+    if loss_kind == "l2-l1":
+        loss_kind = "l1" if iteration >= settings.l1_after * iterations else "l2"
+    total = 0.0
+    for e, t in zip(estimate, target):
+        if loss_kind == "l2":
+            total = total + ((e.abs() - t) ** 2).sum() / reference
+        elif loss_kind == "l1":
+            total = total + (e.abs() - t).abs().sum() / reference**0.5
+        else:
+            # |e| computed as sqrt(|e|^2 + floor^2): differentiable at 0.
+            m = (e.real**2 + e.imag**2 + floor**2).sqrt()
+            t_floored = (t**2 + floor**2).sqrt()
+            if loss_kind == "power":
+                total = total + (m**settings.power - t_floored**settings.power).pow(2).sum() / (
+                    reference ** settings.power
+                )
+            else:  # log
+                total = total + (torch.log(m) - torch.log(t_floored)).pow(2).sum() / t.numel()
+    return total
+
+
+def _gradient(frame, target: Coefficients, signal, method, iterations, settings, run: _Run) -> torch.Tensor:
+    target_groups = target.groups
+    reference = float(_norm_sq(target_groups)) + 1e-30
+    count = sum(t.numel() for t in target_groups)
+    floor = 1e-2 * (reference / count) ** 0.5  # 40 dB below the target's RMS magnitude
+    x = signal.detach().clone().requires_grad_(True)
+    scale = float(x.detach().pow(2).mean().sqrt()) + 1e-12
+    lr = settings.learning_rate
+    if lr is None:
+        # Compressed losses have steeper gradients near quiet coefficients (measured:
+        # Adam at the L2 step size overshoots the log loss by 10x in the first steps).
+        lr = _DEFAULT_LEARNING_RATE[method] * (0.1 if settings.loss in ("log", "power") else 1.0)
+    if method == "adam":
+        optimizer = torch.optim.Adam([x], lr=lr * scale)
+    elif method == "sgd":
+        optimizer = torch.optim.SGD([x], lr=lr, momentum=settings.momentum, nesterov=settings.momentum > 0)
+    else:
+        optimizer = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+    scheduler = _scheduler(settings, optimizer, iterations) if method != "lbfgs" else None
+    state = {}
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)
+        estimate = frame.analyze(x).groups
+        loss = _magnitude_loss(settings, estimate, target_groups, run.done, iterations, reference, floor)
+        loss.backward()
+        state["estimate"] = [e.detach() for e in estimate]
+        state["signal"] = x.detach()
+        state["loss"] = float(loss.detach())
+        return loss
+
+    for _ in range(iterations):
+        optimizer.step(closure)
+        if scheduler is not None:
+            scheduler.step()
+        # The closure's estimate belongs to the signal before the step: record that pair.
+        db = run.record(state["signal"], state["estimate"])
+        if run.step(db, state["loss"]):
+            break
+    return x.detach()
+
+
+def retrieve(
+    frame: WaveletFrame,
+    target: Coefficients,
+    settings: RetrievalSettings = RetrievalSettings(),
+    *,
+    reference: Coefficients | None = None,
+    initial_signal: torch.Tensor | None = None,
+    progress: Callable[[RetrievalProgress], None] | None = None,
+    cancel: CancelToken | None = None,
+    progress_every: int = 1,
+) -> RetrievalResult:
+    """Find a signal whose frame magnitudes match ``target``.
+
+    Parameters
+    ----------
+    frame : WaveletFrame
+        The frame the target lives on (its device is used).
+    target : Coefficients
+        Target magnitudes: real, non-negative groups, e.g. ``coeffs.map(torch.abs)``
+        possibly edited. Leading batch dimensions (channels) are inverted together.
+    settings : RetrievalSettings
+        Method, iterations, initial phase, loss...
+    reference : Coefficients, optional
+        Complex coefficients whose phase the ``"original"`` initial phase uses.
+    initial_signal : torch.Tensor, optional
+        A starting signal (overrides ``settings.init``), e.g. the previous render.
+    progress : callable, optional
+        Called with a :class:`RetrievalProgress` every ``progress_every`` iterations.
+    cancel : CancelToken, optional
+        Checked between iterations; a cancelled run returns its best signal so far.
+
+    Returns
+    -------
+    RetrievalResult
+        Deterministic for a given seed on a given device.
+    """
+    target = target.map(lambda g: g.to(device=frame.device, dtype=frame.dtype))
+    iterations = int(settings.iterations)
+    run = _Run(target.groups, iterations, progress, cancel, progress_every)
+    with torch.no_grad():
+        if initial_signal is not None:
+            signal = torch.as_tensor(initial_signal).to(device=frame.device, dtype=frame.dtype)
+            if signal.shape[-1] != target.length:
+                raise ValueError(
+                    f"initial signal has {signal.shape[-1]} samples, the target describes {target.length}"
+                )
+            phase = [c / c.abs().clamp_min(1e-30) for c in frame.analyze(signal).groups]
+        else:
+            phase = initial_phase(target, settings.init, reference=reference, seed=settings.seed)
+        start_signal = frame.synthesize(target.with_groups([t * p for t, p in zip(target.groups, phase)]))
+        run.record(start_signal, frame.analyze(start_signal).groups)
+    method = settings.method
+    projection_iterations = {
+        "fgla": iterations,
+        "hybrid": int(round(settings.hybrid_share * iterations)),
+    }.get(method, 0)
+    signal = start_signal
+    if projection_iterations:
+        with torch.no_grad():
+            last = _fgla(frame, target, phase, projection_iterations, settings.momentum, run)
+        signal = run.best_signal if run.best_signal is not None else last
+    remaining = iterations - run.done
+    if remaining > 0 and not (cancel is not None and cancel.cancelled):
+        gradient_method = settings.refine_method if method == "hybrid" else method
+        if gradient_method in _DEFAULT_LEARNING_RATE:
+            _gradient(frame, target, signal, gradient_method, remaining, settings, run)
+    best = run.best_signal if run.best_signal is not None else start_signal
+    return RetrievalResult(
+        signal=best,
+        spectral_convergence_db=run.best_db,
+        iterations=run.done,
+        seconds=time.perf_counter() - run.start,
+        cancelled=cancel is not None and cancel.cancelled,
+        history=run.history,
+        loss_history=run.loss_history,
+    )
+
+
+# ---------------------------------------------------------------------------- local re-render
+def _merge_spans(spans: Sequence[tuple[float, float]], margin: int, sample_rate: float, n: int):
+    """Spans in seconds -> disjoint sample ranges grown by ``margin`` on each side."""
+    ranges = []
+    for start_s, end_s in sorted(spans):
+        if not end_s > start_s:
+            raise ValueError(f"empty or reversed time span {start_s} s to {end_s} s")
+        lo = max(int(math.floor(start_s * sample_rate)) - margin, 0)
+        hi = min(int(math.ceil(end_s * sample_rate)) + margin, n)
+        if hi <= lo:
+            continue
+        if ranges and lo <= ranges[-1][1]:
+            ranges[-1][1] = max(ranges[-1][1], hi)
+        else:
+            ranges.append([lo, hi])
+    return [tuple(r) for r in ranges]
+
+
+def _fade(length: int, dtype, device) -> torch.Tensor:
+    """A raised-cosine ramp from 0 to 1 over ``length`` samples (equal-gain cross-fade)."""
+    t = (torch.arange(length, dtype=torch.float64, device=device) + 0.5) / max(length, 1)
+    return (0.5 - 0.5 * torch.cos(math.pi * t)).to(dtype)
+
+
+def rerender_spans(
+    frame: WaveletFrame,
+    source: torch.Tensor,
+    original: Coefficients,
+    target: Coefficients,
+    spans: Sequence[tuple[float, float]],
+    settings: RetrievalSettings = RetrievalSettings(init="original", iterations=32),
+    *,
+    progress: Callable[[RetrievalProgress], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> RetrievalResult:
+    """Re-invert only the time spans an edit touched and splice them into the source.
+
+    Each span is grown by the longest atom's reach (the part of the signal an edit of the
+    span can change), inverted on a window with as much context again on each side, and
+    cross-faded into the source over the outer half of the grown margin. Samples outside
+    the grown spans are the source's, bit for bit.
+
+    Parameters
+    ----------
+    frame : WaveletFrame
+        The frame of ``original`` and ``target``.
+    source : torch.Tensor [shape=(..., n)]
+        The signal before the edit.
+    original : Coefficients
+        ``frame.analyze(source)`` (complex).
+    target : Coefficients
+        Edited target magnitudes in the same layout.
+    spans : sequence of (float, float)
+        Time spans in seconds that the edits touched.
+    settings : RetrievalSettings
+        As for :func:`retrieve`; ``init="original"`` (warm start from the source's phase)
+        is the sensible choice here.
+
+    Returns
+    -------
+    RetrievalResult
+        ``signal`` is the whole signal; the spectral convergence is over the windows.
+    """
+    source = torch.as_tensor(source).to(device=frame.device, dtype=frame.dtype)
+    n = source.shape[-1]
+    reach = frame.pad
+    ranges = _merge_spans(spans, reach, frame.sample_rate, n)
+    out = source.clone()
+    started = time.perf_counter()
+    history: list[float] = []
+    errors, references = 0.0, 0.0
+    done = 0
+    cancelled = False
+    for lo, hi in ranges:
+        # The window is aligned to the largest hop so its coefficient grid is a slice of
+        # the whole signal's grid.
+        w_lo = max((lo - reach) // frame.max_hop * frame.max_hop, 0)
+        w_hi = min(hi + reach, n)
+        window = source[..., w_lo:w_hi]
+        local = frame.analyze(window)
+        # Local target: the window's own magnitudes plus what the edit changed there, so
+        # it stays consistent with silence outside the window.
+        groups = []
+        for g_local, g_orig, g_target, g_hop in zip(
+            local.groups, original.groups, target.groups, (gp.hop for gp in frame._plan(local.padded_length).groups)
+        ):
+            first = w_lo // g_hop
+            count = g_local.shape[-1]
+            delta = g_target[..., first : first + count] - g_orig[..., first : first + count].abs()
+            if delta.shape[-1] < count:
+                delta = torch.nn.functional.pad(delta, (0, count - delta.shape[-1]))
+            groups.append((g_local.abs() + delta).clamp_min(0))
+        local_target = local.with_groups(groups)
+        result = retrieve(frame, local_target, settings, reference=local, progress=progress, cancel=cancel)
+        done += result.iterations
+        history.extend(result.history)
+        rendered = result.signal
+        error_db = result.spectral_convergence_db
+        reference = float(sum((g**2).sum() for g in groups))
+        errors += 10 ** (error_db / 10) * reference
+        references += reference
+        # Splice: pure render over [lo + fade, hi - fade], ramps over the outer margins.
+        fade = max((hi - lo) // 2 - 1, 0) if hi - lo < reach else reach // 2
+        inner_lo = lo + fade if lo > 0 else lo
+        inner_hi = hi - fade if hi < n else hi
+        out[..., inner_lo:inner_hi] = rendered[..., inner_lo - w_lo : inner_hi - w_lo]
+        if inner_lo > lo:
+            ramp = _fade(inner_lo - lo, frame.dtype, frame.device)
+            seg = slice(lo, inner_lo)
+            out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., lo - w_lo : inner_lo - w_lo] * ramp
+        if hi > inner_hi:
+            ramp = _fade(hi - inner_hi, frame.dtype, frame.device).flip(0)
+            seg = slice(inner_hi, hi)
+            out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., inner_hi - w_lo : hi - w_lo] * ramp
+        if result.cancelled:
+            cancelled = True
+            break
+    total_db = 10 * math.log10(max(errors, 1e-30) / max(references, 1e-30)) if references else -math.inf
+    return RetrievalResult(
+        signal=out,
+        spectral_convergence_db=total_db,
+        iterations=done,
+        seconds=time.perf_counter() - started,
+        cancelled=cancelled,
+        history=history,
+    )
