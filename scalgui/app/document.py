@@ -1,0 +1,324 @@
+"""The document: a sound, its analysis, the edit list, undo, render and export. No Qt.
+
+Everything the editor does to a sound goes through :class:`Document`, so a script can do
+the same without a display::
+
+    doc = Document.open("take.wav")
+    doc.push(Edit(Rectangle(1.0, 1.5, 2000, 8000), "gain", -30))
+    doc.render()
+    doc.export("take-edited.wav")
+
+Views subscribe to ``doc.events.changed`` (a psygnal signal carrying ``"analysis"``,
+``"edits"`` or ``"render"``). Callbacks run in the thread that made the change: a GUI
+that renders in a worker thread must hand the notification over to its own thread.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from psygnal import Signal
+
+from ..audio import SaveReport, load_audio, save_audio
+from ..dsp.edits import Edit, apply_edits, edit_weights, touched_spans
+from ..dsp.frame import Coefficients, FrameSettings, WaveletFrame
+from ..dsp.phase import CancelToken, RetrievalProgress, RetrievalResult, RetrievalSettings, rerender_spans
+from ..dsp.raster import Raster, scalogram_raster
+
+__all__ = ["Document", "DocumentEvents", "LAYERS", "DEFAULT_RENDER"]
+
+#: What a raster can show: the source, the edited target, the last render, or the
+#: difference in dB between target and render (where a painted shape was not realised).
+LAYERS = ("source", "target", "render", "difference")
+
+#: Render settings of the editor: warm start from the source's phase, few iterations.
+DEFAULT_RENDER = RetrievalSettings(method="fgla", init="original", iterations=32)
+
+
+class DocumentEvents:
+    """Signals of a document."""
+
+    changed = Signal(str)
+
+
+class Document:
+    """A sound being edited in the wavelet-magnitude domain.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(channels, frames)]
+        The source, float32.
+    sample_rate : float
+        In Hz.
+    path : str or Path, optional
+        Where the source came from (never overwritten by :meth:`export`).
+    settings : FrameSettings, optional
+        Analysis settings; default ``FrameSettings(sample_rate)``.
+    device : str
+        Torch device for analysis and rendering (``"auto"``: CUDA, MPS, then CPU).
+    """
+
+    def __init__(
+        self,
+        samples: np.ndarray,
+        sample_rate: float,
+        *,
+        path: str | Path | None = None,
+        settings: FrameSettings | None = None,
+        device: str = "auto",
+    ) -> None:
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim == 1:
+            samples = samples[None, :]
+        if samples.ndim != 2 or samples.shape[1] == 0:
+            raise ValueError(f"samples must be [channels, frames] with at least one frame, got {samples.shape}")
+        if not np.all(np.isfinite(samples)):
+            raise ValueError("samples contain NaN or infinite values")
+        self.samples = np.ascontiguousarray(samples)
+        self.sample_rate = float(sample_rate)
+        self.path = Path(path) if path is not None else None
+        self.device = device
+        self.events = DocumentEvents()
+        self._lock = threading.RLock()
+        self._edits: list[Edit] = []
+        self._redo: list[Edit] = []
+        self._pending: list[tuple[float, float]] = []
+        self._target: Coefficients | None = None
+        self.rendered: np.ndarray | None = None
+        self._rendered_coefficients: Coefficients | None = None
+        self.unsaved = False
+        self.settings = settings or FrameSettings(self.sample_rate)
+        self._analyse()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def open(cls, path: str | Path, *, settings: FrameSettings | None = None, device: str = "auto", progress=None) -> "Document":
+        """Load an audio file (any format pedalboard reads); raises ``AudioError`` on bad input."""
+        audio = load_audio(path, progress=progress)
+        return cls(audio.samples, audio.sample_rate, path=audio.path or path, settings=settings, device=device)
+
+    @classmethod
+    def from_samples(cls, samples: np.ndarray, sample_rate: float, **kwargs) -> "Document":
+        return cls(samples, sample_rate, **kwargs)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def channels(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def frames(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+    @property
+    def edits(self) -> tuple[Edit, ...]:
+        return tuple(self._edits)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._edits)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    @property
+    def unrendered_edits(self) -> bool:
+        """Whether edits changed the target since the last render."""
+        return bool(self._pending)
+
+    # ------------------------------------------------------------------ analysis
+    def _analyse(self) -> None:
+        self.frame = WaveletFrame(self.settings, device=self.device)
+        self.coefficients = self.frame.analyze(torch.from_numpy(self.samples))
+        self._target = None
+        if self.rendered is not None:
+            self._rendered_coefficients = self.frame.analyze(torch.from_numpy(self.rendered))
+
+    def set_settings(self, settings: FrameSettings) -> None:
+        """Re-analyse with other settings; edits (in seconds and Hz) are kept."""
+        if settings.sample_rate != self.sample_rate:
+            raise ValueError(f"settings are for {settings.sample_rate:g} Hz, the sound is at {self.sample_rate:g} Hz")
+        with self._lock:
+            self.settings = settings
+            self._analyse()
+        self.events.changed.emit("analysis")
+
+    # ------------------------------------------------------------------ edits and undo
+    def push(self, edit: Edit) -> None:
+        """Apply ``edit`` on top of the others (one undo step)."""
+        if not isinstance(edit, Edit):
+            raise TypeError(f"expected an Edit, got {type(edit).__name__}")
+        with self._lock:
+            self._edits.append(edit)
+            self._redo.clear()
+            if self._target is not None:
+                self._target = apply_edits(self.coefficients, [edit], onto=self._target)
+            self._touched(edit)
+        self.events.changed.emit("edits")
+
+    def undo(self) -> Edit | None:
+        """Remove the last edit; returns it (``None`` when there is nothing to undo)."""
+        with self._lock:
+            if not self._edits:
+                return None
+            edit = self._edits.pop()
+            self._redo.append(edit)
+            self._target = None
+            self._touched(edit)
+        self.events.changed.emit("edits")
+        return edit
+
+    def redo(self) -> Edit | None:
+        """Re-apply the last undone edit."""
+        with self._lock:
+            if not self._redo:
+                return None
+            edit = self._redo.pop()
+            self._edits.append(edit)
+            if self._target is not None:
+                self._target = apply_edits(self.coefficients, [edit], onto=self._target)
+            self._touched(edit)
+        self.events.changed.emit("edits")
+        return edit
+
+    def _touched(self, edit: Edit) -> None:
+        self._pending.extend(touched_spans([edit], self.duration))
+        self.unsaved = True
+
+    def target(self) -> Coefficients:
+        """Target magnitudes: the source's with every edit applied."""
+        with self._lock:
+            if self._target is None:
+                self._target = apply_edits(self.coefficients, self._edits)
+            return self._target
+
+    # ------------------------------------------------------------------ pictures
+    def _complex_layer(self, layer: str) -> Coefficients:
+        if layer == "source":
+            return self.coefficients
+        if layer == "target":
+            # Edited magnitudes with the source's phase, so channel views (mid, side)
+            # combine as they would in the signal.
+            target = self.target()
+            return target.with_groups([t * torch.sgn(c) for t, c in zip(target.groups, self.coefficients.groups)])
+        if layer == "render":
+            return self._rendered_coefficients if self._rendered_coefficients is not None else self.coefficients
+        raise ValueError(f"unknown layer {layer!r}; choose one of: {', '.join(LAYERS)}")
+
+    def raster(
+        self,
+        start_s: float,
+        end_s: float,
+        width: int,
+        *,
+        channel: int | str = "mean",
+        layer: str = "target",
+        floor_db: float = -120.0,
+    ) -> Raster:
+        """A picture of a layer for a time range (see :func:`scalogram_raster`).
+
+        ``layer="difference"`` gives the target's level minus the render's, in dB.
+        """
+        channel = 0 if self.channels == 1 and channel in ("mean", "mid", "left") else channel
+        if layer == "difference":
+            wanted = self.raster(start_s, end_s, width, channel=channel, layer="target", floor_db=floor_db)
+            got = self.raster(start_s, end_s, width, channel=channel, layer="render", floor_db=floor_db)
+            return Raster(wanted.db - got.db, wanted.centre_hz, wanted.start_s, wanted.end_s)
+        return scalogram_raster(
+            self._complex_layer(layer), start_s=start_s, end_s=end_s, width=width, channel=channel, floor_db=floor_db
+        )
+
+    def edit_mask(self, start_s: float, end_s: float, width: int) -> np.ndarray:
+        """Where the edits act and how strongly: float32 ``[bands, width]`` in [0, 1]."""
+        coeffs = self.coefficients
+        mask = [torch.zeros(g.shape[-2:], dtype=torch.float32) for g in coeffs.groups]
+        for edit in self.edits:
+            for g, r, index, w in edit_weights(coeffs, edit):
+                weight = torch.as_tensor(w, dtype=torch.float32)
+                mask[g][r, index] = torch.maximum(mask[g][r, index], weight)
+        picture = scalogram_raster(
+            Coefficients(mask, coeffs.frame, coeffs.length, coeffs.pad_left, coeffs.padded_length),
+            start_s=start_s,
+            end_s=end_s,
+            width=width,
+            channel=0,
+            floor_db=-120.0,
+        )
+        return np.clip(10.0 ** (picture.db / 20.0), 0.0, 1.0).astype(np.float32) * (picture.db > -119.9)
+
+    # ------------------------------------------------------------------ render and export
+    def render(
+        self,
+        settings: RetrievalSettings | None = None,
+        *,
+        progress: Callable[[RetrievalProgress], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> RetrievalResult:
+        """Resynthesise the spans the edits touched since the last render.
+
+        Phase retrieval runs only over those spans (plus the atoms' reach), warm-started
+        from the previous render's phase; everything else is kept bit for bit. Blocking:
+        a GUI calls it from a worker thread. A cancelled render keeps what it finished and
+        leaves the rest pending.
+        """
+        settings = settings or DEFAULT_RENDER
+        with self._lock:
+            base = self.rendered if self.rendered is not None else self.samples
+            base_coefficients = self._rendered_coefficients if self.rendered is not None else self.coefficients
+            spans = list(self._pending)
+            target = self.target()
+        if not spans:
+            signal = torch.from_numpy(base)
+            return RetrievalResult(signal, -math.inf, 0, 0.0, False, [])
+        result = rerender_spans(
+            self.frame,
+            torch.from_numpy(base),
+            base_coefficients,
+            target,
+            spans,
+            settings,
+            progress=progress,
+            cancel=cancel,
+        )
+        rendered = result.signal.detach().to("cpu", torch.float32).numpy().copy()
+        with self._lock:
+            self.rendered = rendered
+            self._rendered_coefficients = self.frame.analyze(torch.from_numpy(rendered))
+            if not result.cancelled:
+                self._pending = [s for s in self._pending if s not in spans]
+            self.unsaved = True
+        self.events.changed.emit("render")
+        return result
+
+    def export(
+        self,
+        path: str | Path,
+        *,
+        bit_depth: int | None = None,
+        quality: str | None = None,
+        clip: str = "error",
+        render_first: bool = True,
+    ) -> SaveReport:
+        """Write the render (or the source, when nothing was edited) to ``path``.
+
+        Never overwrites the opened file. Unrendered edits are rendered first unless
+        ``render_first`` is False, in which case the last render is written.
+        """
+        if render_first and self.unrendered_edits:
+            self.render()
+        signal = self.rendered if self.rendered is not None else self.samples
+        report = save_audio(
+            path, signal, self.sample_rate, bit_depth=bit_depth, quality=quality, clip=clip, source_path=self.path
+        )
+        self.unsaved = False
+        return report

@@ -1,0 +1,151 @@
+"""The document: edits, undo/redo, events, render over touched spans, export."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from scalgui.app.document import Document
+from scalgui.audio import AudioError, load_audio, save_audio
+from scalgui.dsp import signals
+from scalgui.dsp.edits import Edit, Rectangle, Stroke
+from scalgui.dsp.frame import FrameSettings
+from scalgui.dsp.phase import CancelToken, RetrievalSettings
+
+SR = 22050
+
+
+@pytest.fixture
+def doc():
+    samples = signals.example_sound(SR)[:, : 3 * SR]
+    return Document.from_samples(samples, SR, settings=FrameSettings(SR, 12, fmin=50.0), device="cpu")
+
+
+def level_db(document, layer, rows, cols):
+    picture = document.raster(0.0, 3.0, 300, layer=layer)
+    keep = (picture.centre_hz > rows[0]) & (picture.centre_hz < rows[1])
+    return picture.db[keep][:, cols[0] : cols[1]]
+
+
+def test_push_undo_redo_and_events(doc):
+    seen = []
+    doc.events.changed.connect(seen.append)
+    edit = Edit(Rectangle(1.0, 1.5, 300, 3000), "gain", -20)
+    assert not doc.can_undo and not doc.unsaved
+    doc.push(edit)
+    assert doc.edits == (edit,) and doc.can_undo and doc.unrendered_edits and doc.unsaved
+    assert doc.undo() is edit and doc.edits == () and doc.can_redo
+    assert doc.redo() is edit and doc.edits == (edit,)
+    assert seen == ["edits", "edits", "edits"]
+    assert doc.undo() is edit and doc.undo() is None
+    doc.push(Edit(Rectangle(0.1, 0.2, 300, 3000), "erase"))
+    assert not doc.can_redo  # a new edit drops the redo history
+
+
+def test_target_follows_edits_incrementally_and_after_undo(doc):
+    a = Edit(Rectangle(1.0, 1.5, 300, 3000, 0.0, 0.0), "gain", -20)
+    b = Edit(Rectangle(1.2, 1.3, 500, 1000, 0.0, 0.0), "erase")
+    doc.push(a)
+    doc.target()  # cached; the next push is applied incrementally
+    doc.push(b)
+    incremental = doc.target()
+    doc.undo()
+    doc.redo()
+    fresh = doc.target()
+    for x, y in zip(incremental.groups, fresh.groups):
+        torch.testing.assert_close(x, y)
+    inside = level_db(doc, "target", (350, 450), (105, 145))
+    source = level_db(doc, "source", (350, 450), (105, 145))
+    assert np.allclose(source - inside, 20.0, atol=0.05)
+
+
+def test_render_realises_a_rectangle_cut_and_keeps_the_rest(doc):
+    doc.push(Edit(Rectangle(1.0, 1.6, 300, 3000, feather_s=0.02, feather_oct=1 / 12), "gain", -40))
+    result = doc.render()
+    assert result.iterations > 0 and not doc.unrendered_edits
+    assert doc.rendered.shape == doc.samples.shape
+    inside = np.median(level_db(doc, "source", (500, 2000), (110, 150)) - level_db(doc, "render", (500, 2000), (110, 150)))
+    assert inside > 30.0
+    outside = level_db(doc, "render", (500, 2000), (20, 80)) - level_db(doc, "source", (500, 2000), (20, 80))
+    assert np.abs(np.median(outside)) < 1.0
+    # Far from the edit the samples are the source's, bit for bit.
+    untouched = int(np.ceil(doc.edits[0].span()[1] * SR)) + doc.frame.pad
+    assert np.array_equal(doc.rendered[:, untouched:], doc.samples[:, untouched:])
+    assert not np.array_equal(doc.rendered[:, untouched - 2000 :], doc.samples[:, untouched - 2000 :])
+    difference = doc.raster(0.0, 3.0, 300, layer="difference")
+    assert np.all(np.isfinite(difference.db))
+
+
+def test_paint_draws_a_new_partial_from_silence():
+    document = Document.from_samples(np.zeros((1, 2 * SR), np.float32) + 1e-6 * np.random.default_rng(0).standard_normal((1, 2 * SR)).astype(np.float32),
+                                     SR, settings=FrameSettings(SR, 12, fmin=50.0), device="cpu")
+    document.push(Edit(Stroke(((0.5, 1000.0), (1.5, 1000.0)), radius_s=0.05, radius_oct=1 / 24, hardness=0.8), "paint", -12))
+    document.render(RetrievalSettings(init="gradient", iterations=40))
+    y = document.rendered[0]
+    middle = y[int(0.8 * SR) : int(1.2 * SR)]
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle))))
+    peak_hz = np.argmax(spectrum) * SR / len(middle)
+    assert peak_hz == pytest.approx(1000.0, rel=0.03)
+    assert 20 * np.log10(np.sqrt(2) * middle.std()) > -20  # a partial near -12 dBFS, not silence
+    assert np.abs(y[: int(0.3 * SR)]).max() < 1e-3
+
+
+def test_cancelled_render_keeps_edits_pending(doc):
+    doc.push(Edit(Rectangle(1.0, 1.5, 300, 3000), "gain", -30))
+    token = CancelToken()
+
+    def stop(report):
+        if report.iteration == 2:
+            threading.Thread(target=token.cancel).start()
+
+    result = doc.render(RetrievalSettings(init="original", iterations=200), progress=stop, cancel=token)
+    assert result.cancelled and result.iterations < 200
+    assert doc.unrendered_edits and doc.rendered is not None and np.isfinite(doc.rendered).all()
+
+
+def test_settings_change_keeps_edits(doc):
+    edit = Edit(Rectangle(1.0, 1.5, 300, 3000, 0.0, 0.0), "gain", -20)
+    doc.push(edit)
+    doc.set_settings(FrameSettings(SR, 24, fmin=50.0))
+    assert doc.edits == (edit,) and doc.frame.settings.voices_per_octave == 24
+    drop = level_db(doc, "source", (350, 450), (105, 145)) - level_db(doc, "target", (350, 450), (105, 145))
+    assert np.allclose(drop, 20.0, atol=0.05)
+    with pytest.raises(ValueError, match="Hz"):
+        doc.set_settings(FrameSettings(44100))
+
+
+def test_export_round_trip_and_source_protection(tmp_path):
+    source = tmp_path / "take.wav"
+    save_audio(source, signals.example_sound(SR)[:, : SR], SR, bit_depth=24)
+    document = Document.open(source, settings=FrameSettings(SR, 12, fmin=50.0), device="cpu")
+    document.push(Edit(Rectangle(0.3, 0.6, 1000, 4000), "gain", -20))
+    out = tmp_path / "take-edited.flac"
+    report = document.export(out)
+    assert not document.unrendered_edits and not document.unsaved
+    back = load_audio(out)
+    assert back.samples.shape == document.samples.shape and back.sample_rate == SR
+    assert np.allclose(back.samples, document.rendered, atol=1e-5)
+    assert report.peak_dbfs < 0
+    before = source.read_bytes()
+    with pytest.raises(AudioError, match="source"):
+        document.export(source)
+    assert source.read_bytes() == before
+
+
+def test_edit_mask_marks_where_edits_act(doc):
+    doc.push(Edit(Rectangle(1.0, 2.0, 500, 1000, 0.0, 0.0), "gain", -6))
+    mask = doc.edit_mask(0.0, 3.0, 300)
+    centres = doc.raster(0.0, 3.0, 300).centre_hz
+    rows = (centres > 550) & (centres < 900)
+    assert mask.dtype == np.float32 and mask.shape == (len(centres), 300)
+    assert np.all(mask[rows][:, 105:195] > 0.99)
+    assert mask[:, :90].max() == 0.0 and mask[centres > 2000].max() == 0.0
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        Document.from_samples(np.array([[0.0, np.nan]], np.float32), SR)
+    with pytest.raises(ValueError, match="frames"):
+        Document.from_samples(np.zeros((1, 0), np.float32), SR)
+    with pytest.raises(AudioError, match="nope.wav"):
+        Document.open("/nonexistent/nope.wav")

@@ -1,0 +1,142 @@
+"""Edits as data: shapes, feathers, actions, rasterisation on any frame."""
+import numpy as np
+import pytest
+import torch
+
+from scalgui.dsp import signals
+from scalgui.dsp.edits import (
+    Band,
+    Combined,
+    Edit,
+    Harmonic,
+    Lasso,
+    Rectangle,
+    Stroke,
+    TimeRange,
+    apply_edits,
+    touched_spans,
+)
+from scalgui.dsp.frame import FrameSettings, WaveletFrame
+
+T = np.linspace(0.0, 2.0, 2001)
+
+
+def test_rectangle_is_one_inside_zero_beyond_its_feather():
+    shape = Rectangle(0.5, 1.0, 1000.0, 2000.0, feather_s=0.1, feather_oct=0.5)
+    w = shape.weights(T, 1400.0)
+    assert np.all(w[(T >= 0.5) & (T <= 1.0)] == 1.0)
+    assert np.all(w[(T < 0.4) | (T > 1.1)] == 0.0)
+    assert w[np.argmin(abs(T - 0.45))] == pytest.approx(0.5, abs=1e-6)
+    assert shape.weights(T, 2000.0 * 2**0.25)[700] == pytest.approx(0.5, abs=1e-6)
+    assert shape.weights(T, 4000.0).max() == 0.0
+    assert shape.span() == pytest.approx((0.4, 1.1))
+
+
+def test_time_range_and_band():
+    assert TimeRange(0.5, 1.0, 0.0).weights(T, 50.0).sum() == pytest.approx(501)
+    band = Band(100.0, 200.0, feather_oct=0.0)
+    assert np.all(band.weights(T, 150.0) == 1.0) and np.all(band.weights(T, 250.0) == 0.0)
+    assert band.span() == (-np.inf, np.inf)
+
+
+def test_lasso_even_odd_inside_and_feather():
+    triangle = Lasso(((0.0, 100.0), (1.0, 100.0), (0.5, 1600.0)), feather_s=0.05, feather_oct=0.25)
+    # At 400 Hz (two octaves up of four) the triangle spans 0.25..0.75 s.
+    w = triangle.weights(T, 400.0)
+    assert np.all(w[(T > 0.26) & (T < 0.74)] == 1.0)
+    assert np.all(w[(T < 0.15) | (T > 0.85)] == 0.0)
+    assert 0.0 < w[np.argmin(abs(T - 0.23))] < 1.0
+    assert triangle.weights(T, 3200.0).max() == 0.0
+
+
+def test_harmonic_selects_multiples_of_the_fundamental():
+    shape = Harmonic(f0=200.0, t0=0.0, t1=2.0, count=5, width_cents=50.0, feather_s=0.0)
+    assert shape.weights(T, 600.0).min() == 1.0
+    assert shape.weights(T, 1000.0 * 2 ** (10 / 1200)).min() == 1.0
+    assert shape.weights(T, 700.0).max() == 0.0  # between harmonics 3 and 4
+    assert shape.weights(T, 1400.0).max() == 0.0  # harmonic 7 > count
+
+
+def test_stroke_follows_its_path_with_a_soft_tip():
+    stroke = Stroke(((0.5, 500.0), (1.5, 2000.0)), radius_s=0.1, radius_oct=0.25, hardness=0.5)
+    # On the path (one octave up at 1.0 s) the weight is 1; far off it is 0.
+    assert stroke.weights(np.array([1.0]), 1000.0)[0] == 1.0
+    assert stroke.weights(np.array([1.0]), 4000.0)[0] == 0.0
+    assert stroke.weights(np.array([0.0]), 500.0)[0] == 0.0
+    tip = stroke.weights(np.array([0.5 - 0.075]), 500.0)[0]  # 0.75 radius: halfway down the soft part
+    assert tip == pytest.approx(0.5, abs=1e-6)
+
+
+def test_combined_add_and_subtract():
+    shape = Combined(((TimeRange(0.0, 1.0, 0.0), "add"), (Rectangle(0.4, 0.6, 100, 200, 0, 0), "subtract")))
+    assert shape.weights(np.array([0.5]), 150.0)[0] == 0.0
+    assert shape.weights(np.array([0.5]), 1500.0)[0] == 1.0
+    assert shape.weights(np.array([1.5]), 1500.0)[0] == 0.0
+
+
+@pytest.fixture(scope="module")
+def analysed():
+    sr = 22050
+    frame = WaveletFrame(FrameSettings(sr, 12, fmin=50.0))
+    x = torch.from_numpy(signals.example_sound(sr)[:, : 2 * sr])
+    return frame, frame.analyze(x)
+
+
+def band_index(frame, freq_hz):
+    wav = frame.bands.wavelet_indices
+    return int(wav[np.argmin(np.abs(frame.bands.centre_hz[wav] - freq_hz))])
+
+
+def test_actions_on_magnitudes(analysed):
+    frame, coeffs = analysed
+    rect = Rectangle(0.5, 1.0, 300.0, 3000.0, feather_s=0.0, feather_oct=0.0)
+    k = band_index(frame, 1000.0)
+    times = coeffs.times(k)
+    inside, outside = (times > 0.55) & (times < 0.95), (times < 0.4)
+    source = coeffs.band(k).abs()
+
+    def band_of(target):
+        return target.band(k)
+
+    gained = band_of(apply_edits(coeffs, [Edit(rect, "gain", -20.0)]))
+    torch.testing.assert_close(gained[..., inside], source[..., inside] * 0.1)
+    torch.testing.assert_close(gained[..., outside], source[..., outside])
+    erased = apply_edits(coeffs, [Edit(rect, "erase")])
+    assert float(band_of(erased)[..., inside].abs().max()) == 0.0
+    restored = apply_edits(coeffs, [Edit(rect, "erase"), Edit(rect, "restore")])
+    torch.testing.assert_close(band_of(restored), source)
+    painted = apply_edits(coeffs, [Edit(rect, "erase"), Edit(rect, "paint", -12.0)])
+    level = 10 ** (-12 / 20)
+    torch.testing.assert_close(band_of(painted)[..., inside], torch.full_like(source[..., inside], level))
+    # Lowpass and highpass atoms are never edited.
+    for atom in (0, len(frame.bands) - 1):
+        torch.testing.assert_close(apply_edits(coeffs, [Edit(TimeRange(0, 2), "erase")]).band(atom), coeffs.band(atom).abs())
+
+
+def test_edits_are_resolution_independent(analysed):
+    """The same edit rasterised on a 24-voice frame attenuates the same region."""
+    frame, coeffs = analysed
+    other = WaveletFrame(FrameSettings(frame.sample_rate, 24, fmin=50.0, oversampling=2.0))
+    x = frame.synthesize(coeffs)
+    coeffs24 = other.analyze(x)
+    edit = Edit(Rectangle(0.5, 1.0, 300.0, 3000.0, 0.0, 0.0), "gain", -30.0)
+    for fr, c in ((frame, coeffs), (other, coeffs24)):
+        target = apply_edits(c, [edit])
+        k = band_index(fr, 1000.0)
+        times = c.times(k)
+        inside = (times > 0.55) & (times < 0.95)
+        ratio = target.band(k)[..., inside] / c.band(k)[..., inside].abs().clamp_min(1e-12)
+        assert torch.allclose(ratio, torch.full_like(ratio, 10 ** (-30 / 20)), rtol=1e-4)
+
+
+def test_touched_spans_and_validation():
+    edits = [Edit(Rectangle(0.5, 1.0, 100, 200, feather_s=0.1), "erase"), Edit(Band(100, 200), "gain", -6)]
+    assert touched_spans(edits, 3.0) == [pytest.approx((0.4, 1.1)), (0.0, 3.0)]
+    with pytest.raises(ValueError, match="action"):
+        Edit(Band(100, 200), "explode")
+    with pytest.raises(ValueError, match="rectangle"):
+        Rectangle(1.0, 0.5, 100, 200)
+    with pytest.raises(ValueError, match="three points"):
+        Lasso(((0, 100), (1, 100)))
+    with pytest.raises(ValueError, match="add"):
+        Combined(((Band(1, 2), "xor"),))
