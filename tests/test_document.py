@@ -69,7 +69,7 @@ def test_render_realises_a_rectangle_cut_and_keeps_the_rest(doc):
     outside = level_db(doc, "render", (500, 2000), (20, 80)) - level_db(doc, "source", (500, 2000), (20, 80))
     assert np.abs(np.median(outside)) < 1.0
     # Far from the edit the samples are the source's, bit for bit.
-    untouched = int(np.ceil(doc.edits[0].span()[1] * SR)) + doc.frame.pad
+    untouched = int(np.ceil(doc.edits[0].span()[1] * SR)) + doc.render_frame.pad
     assert np.array_equal(doc.rendered[:, untouched:], doc.samples[:, untouched:])
     assert not np.array_equal(doc.rendered[:, untouched - 2000 :], doc.samples[:, untouched - 2000 :])
     difference = doc.raster(0.0, 3.0, 300, layer="difference")

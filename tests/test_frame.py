@@ -16,8 +16,12 @@ def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("voices", [8, 12, 24, 48])
 @pytest.mark.parametrize("oversampling", [1.0, 2.0])
-def test_reconstruction_is_exact_for_real_audio(voices, oversampling, stereo_music, sample_rate):
-    frame = WaveletFrame(FrameSettings(sample_rate, voices, oversampling=oversampling))
+@pytest.mark.parametrize("bandwidth", ["same", 4])
+def test_reconstruction_is_exact_for_real_audio(voices, oversampling, bandwidth, stereo_music, sample_rate):
+    bandwidth_voices = None if bandwidth == "same" else min(bandwidth, voices)
+    frame = WaveletFrame(
+        FrameSettings(sample_rate, voices, oversampling=oversampling, bandwidth_voices=bandwidth_voices)
+    )
     x = torch.from_numpy(stereo_music)
     y = frame.synthesize(frame.analyze(x))
     assert y.shape == x.shape and y.dtype == torch.float32
@@ -141,6 +145,10 @@ def test_band_layout_is_constant_q_and_covers_the_spectrum(sample_rate):
     assert np.allclose(centres[1:] / centres[:-1], 2 ** (1 / 24))
     assert np.allclose(bands.sigma_hz[bands.wavelet_indices] / centres, bands.sigma_hz[1] / centres[0])
     assert bands.kind[0] == "lowpass" and bands.kind[-1] == "highpass"
+    # Bandwidth voices widen the atoms: half the voices, twice the width.
+    wide = WaveletFrame(FrameSettings(sample_rate, 24, fmin=20.0, fmax=16000.0, bandwidth_voices=12)).bands
+    ratio = wide.sigma_hz[wide.wavelet_indices] / bands.sigma_hz[bands.wavelet_indices][: len(wide.wavelet_indices)]
+    assert np.allclose(ratio, ratio[0]) and 1.9 < ratio[0] < 2.1
     # Neighbouring wavelets cross at -3 dB (kymatio's design rule, r = sqrt(1/2)).
     k = bands.wavelet_indices[100]
     crossing = math.sqrt(bands.centre_hz[k] * bands.centre_hz[k + 1])
@@ -200,6 +208,8 @@ def test_runs_on_each_available_device(torch_device, chirp, sample_rate):
         (dict(sample_rate=44100, fmin=0.0), "fmin"),
         (dict(sample_rate=44100, fmin=100.0, fmax=50.0), "fmax"),
         (dict(sample_rate=44100, oversampling=0.5), "oversampling"),
+        (dict(sample_rate=44100, voices_per_octave=12, bandwidth_voices=24), "bandwidth voices"),
+        (dict(sample_rate=44100, voices_per_octave=12, bandwidth_voices=3), "bandwidth voices"),
         (dict(sample_rate=-1.0), "sample rate"),
         (dict(sample_rate=float("nan")), "sample rate"),
     ],

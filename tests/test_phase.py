@@ -12,6 +12,7 @@ from scalgui.dsp.metrics import multiresolution_stft_convergence_db, spectral_co
 from scalgui.dsp.phase import (
     CancelToken,
     RetrievalSettings,
+    delta_target,
     initial_phase,
     rerender_spans,
     retrieve,
@@ -170,7 +171,7 @@ def test_local_rerender_changes_only_the_edited_span():
         edited.append(magnitude)
     target = original.with_groups(edited)
     result = rerender_spans(
-        frame, x, original, target, [(1.5, 2.5)], RetrievalSettings(init="original", iterations=30)
+        frame, x, [(1.5, 2.5)], delta_target(original, target), RetrievalSettings(init="original", iterations=30)
     )
     y = result.signal
     lo, hi = int(1.5 * sr) - frame.pad, int(2.5 * sr) + frame.pad
@@ -220,4 +221,4 @@ def test_bad_settings_and_inputs(frame):
     with pytest.raises(ValueError, match="samples"):
         retrieve(frame, target, initial_signal=torch.zeros(10))
     with pytest.raises(ValueError, match="span"):
-        rerender_spans(frame, torch.zeros(SR), frame.analyze(torch.zeros(SR)), target, [(0.5, 0.2)])
+        rerender_spans(frame, torch.zeros(SR), [(0.5, 0.2)], delta_target(target, target))

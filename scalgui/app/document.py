@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -137,7 +138,20 @@ class Document:
         return bool(self._pending)
 
     # ------------------------------------------------------------------ analysis
+    @property
+    def render_settings(self) -> FrameSettings:
+        """The frame renders invert on: the analysis settings with atoms twice as wide.
+
+        Overlapping atoms make phase retrieval far better posed (measured in the README:
+        on music, 12 voices with the bandwidth of 6 gets 7 dB closer than 12 and 12), while
+        the picture keeps the sharper frame. Edits are in seconds and Hz, so both frames
+        read the same edit list.
+        """
+        s = self.settings
+        return replace(s, bandwidth_voices=max(4, int(s.bandwidth_voices or s.voices_per_octave) // 2))
+
     def _analyse(self) -> None:
+        self.render_frame = WaveletFrame(self.render_settings, device=self.device)
         self.frame = WaveletFrame(self.settings, device=self.device)
         self.coefficients = self.frame.analyze(torch.from_numpy(self.samples))
         self._target = None
@@ -247,7 +261,7 @@ class Document:
                 weight = torch.as_tensor(w, dtype=torch.float32)
                 mask[g][r, index] = torch.maximum(mask[g][r, index], weight)
         picture = scalogram_raster(
-            Coefficients(mask, coeffs.frame, coeffs.length, coeffs.pad_left, coeffs.padded_length),
+            coeffs.with_groups(mask),
             start_s=start_s,
             end_s=end_s,
             width=width,
@@ -274,21 +288,23 @@ class Document:
         settings = settings or DEFAULT_RENDER
         with self._lock:
             base = self.rendered if self.rendered is not None else self.samples
-            base_coefficients = self._rendered_coefficients if self.rendered is not None else self.coefficients
             spans = list(self._pending)
-            target = self.target()
+            edits = list(self._edits)
+            frame = self.render_frame
         if not spans:
             signal = torch.from_numpy(base)
             return RetrievalResult(signal, -math.inf, 0, 0.0, False, [])
+
+        def local_target(window: Coefficients) -> Coefficients:
+            # The edits act on the source's magnitudes in that window; the previous
+            # render only supplies the phase to start from.
+            end = window.offset + window.length
+            source = frame.analyze(torch.from_numpy(self.samples[:, window.offset : end]))
+            source.offset = window.offset
+            return apply_edits(source, edits)
+
         result = rerender_spans(
-            self.frame,
-            torch.from_numpy(base),
-            base_coefficients,
-            target,
-            spans,
-            settings,
-            progress=progress,
-            cancel=cancel,
+            frame, torch.from_numpy(base), spans, local_target, settings, progress=progress, cancel=cancel
         )
         rendered = result.signal.detach().to("cpu", torch.float32).numpy().copy()
         with self._lock:

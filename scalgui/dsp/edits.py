@@ -337,10 +337,10 @@ def _band_slice(coeffs: Coefficients, band: int, span: tuple[float, float]) -> t
     hop = int(frame.bands.hop[band])
     sr = frame.sample_rate
     n = coeffs.padded_length // hop
-    lo = 0 if not math.isfinite(span[0]) else max(int(math.floor((span[0] * sr + coeffs.pad_left) / hop)), 0)
-    hi = n if not math.isfinite(span[1]) else min(int(math.ceil((span[1] * sr + coeffs.pad_left) / hop)) + 1, n)
+    lo = 0 if not math.isfinite(span[0]) else max(int(math.floor((span[0] * sr + coeffs.origin) / hop)), 0)
+    hi = n if not math.isfinite(span[1]) else min(int(math.ceil((span[1] * sr + coeffs.origin) / hop)) + 1, n)
     index = slice(lo, max(hi, lo))
-    times = (np.arange(index.start, index.stop) * hop - coeffs.pad_left) / sr
+    times = (np.arange(index.start, index.stop) * hop - coeffs.origin) / sr
     return index, times
 
 

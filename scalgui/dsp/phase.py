@@ -44,6 +44,7 @@ __all__ = [
     "initial_phase",
     "spectral_convergence_db",
     "rerender_spans",
+    "delta_target",
 ]
 
 METHODS = ("fgla", "adam", "lbfgs", "sgd", "hybrid")
@@ -534,12 +535,34 @@ def _fade(length: int, dtype, device) -> torch.Tensor:
     return (0.5 - 0.5 * torch.cos(math.pi * t)).to(dtype)
 
 
+def delta_target(original: Coefficients, target: Coefficients) -> Callable[[Coefficients], Coefficients]:
+    """A local-target function for :func:`rerender_spans` from whole-signal layouts.
+
+    The window's target is its own magnitudes plus what the edit changed there
+    (``target - |original|``), so it stays consistent with silence outside the window.
+    ``original`` and ``target`` must be on the frame the re-render uses.
+    """
+
+    def local_target(local: Coefficients) -> Coefficients:
+        groups = []
+        for g_local, g_orig, g_target, hop in zip(local.groups, original.groups, target.groups, local.frame.group_hops):
+            first = (local.offset + original.pad_left - local.pad_left) // hop
+            count = g_local.shape[-1]
+            lo, hi = max(first, 0), max(min(first + count, g_orig.shape[-1]), 0)
+            delta = torch.zeros_like(g_local.real)
+            if hi > lo:
+                delta[..., lo - first : hi - first] = g_target[..., lo:hi] - g_orig[..., lo:hi].abs()
+            groups.append((g_local.abs() + delta).clamp_min(0))
+        return local.with_groups(groups)
+
+    return local_target
+
+
 def rerender_spans(
     frame: WaveletFrame,
     source: torch.Tensor,
-    original: Coefficients,
-    target: Coefficients,
     spans: Sequence[tuple[float, float]],
+    local_target: Callable[[Coefficients], Coefficients],
     settings: RetrievalSettings = RetrievalSettings(init="original", iterations=32),
     *,
     progress: Callable[[RetrievalProgress], None] | None = None,
@@ -555,15 +578,16 @@ def rerender_spans(
     Parameters
     ----------
     frame : WaveletFrame
-        The frame of ``original`` and ``target``.
+        The frame to invert on (it may differ from the one a picture was drawn with:
+        edits are in seconds and Hz).
     source : torch.Tensor [shape=(..., n)]
         The signal before the edit.
-    original : Coefficients
-        ``frame.analyze(source)`` (complex).
-    target : Coefficients
-        Edited target magnitudes in the same layout.
     spans : sequence of (float, float)
         Time spans in seconds that the edits touched.
+    local_target : callable
+        Given a window's analysis (a :class:`Coefficients` whose ``offset`` places it in
+        the signal), returns its target magnitudes: e.g. ``lambda c: apply_edits(c,
+        edits)``, or :func:`delta_target` for whole-signal targets.
     settings : RetrievalSettings
         As for :func:`retrieve`; ``init="original"`` (warm start from the source's phase)
         is the sensible choice here.
@@ -588,27 +612,15 @@ def rerender_spans(
         # the whole signal's grid.
         w_lo = max((lo - reach) // frame.max_hop * frame.max_hop, 0)
         w_hi = min(hi + reach, n)
-        window = source[..., w_lo:w_hi]
-        local = frame.analyze(window)
-        # Local target: the window's own magnitudes plus what the edit changed there, so
-        # it stays consistent with silence outside the window.
-        groups = []
-        for g_local, g_orig, g_target, g_hop in zip(
-            local.groups, original.groups, target.groups, (gp.hop for gp in frame._plan(local.padded_length).groups)
-        ):
-            first = w_lo // g_hop
-            count = g_local.shape[-1]
-            delta = g_target[..., first : first + count] - g_orig[..., first : first + count].abs()
-            if delta.shape[-1] < count:
-                delta = torch.nn.functional.pad(delta, (0, count - delta.shape[-1]))
-            groups.append((g_local.abs() + delta).clamp_min(0))
-        local_target = local.with_groups(groups)
-        result = retrieve(frame, local_target, settings, reference=local, progress=progress, cancel=cancel)
+        local = frame.analyze(source[..., w_lo:w_hi])
+        local.offset = w_lo
+        target = local_target(local)
+        result = retrieve(frame, target, settings, reference=local, progress=progress, cancel=cancel)
         done += result.iterations
         history.extend(result.history)
         rendered = result.signal
         error_db = result.spectral_convergence_db
-        reference = float(sum((g**2).sum() for g in groups))
+        reference = float(sum((g**2).sum() for g in target.groups))
         errors += 10 ** (error_db / 10) * reference
         references += reference
         # Splice: pure render over [lo + fade, hi - fade], ramps over the outer margins.

@@ -144,19 +144,19 @@ def scalogram_raster(
         mag = tensor[torch.as_tensor(table.row[wavelets[rows_here]])].abs().to("cpu", torch.float32)
         n = mag.shape[-1]
         # Fractional coefficient index of every pixel centre.
-        position = (centres * sr + coeffs.pad_left) / hop
+        position = (centres * sr + coeffs.origin) / hop
         left = position.floor().clamp(0, n - 1).long()
         right = (left + 1).clamp(max=n - 1)
         frac = (position - left).clamp(0, 1).to(torch.float32)
         inside = ((position >= 0) & (position <= n - 1)).to(torch.float32)
         interpolated = (mag[:, left] * (1 - frac) + mag[:, right] * frac) * inside
         # Coefficients that fall inside the range, binned to pixels, keep their maximum.
-        first = max(int(np.ceil((start_s * sr + coeffs.pad_left) / hop)), 0)
-        last = min(int(np.floor((end_s * sr + coeffs.pad_left) / hop)), n - 1)
+        first = max(int(np.ceil((start_s * sr + coeffs.origin) / hop)), 0)
+        last = min(int(np.floor((end_s * sr + coeffs.origin) / hop)), n - 1)
         pooled = torch.zeros_like(interpolated)
         if last >= first:
             index = torch.arange(first, last + 1)
-            times = (index.to(torch.float64) * hop - coeffs.pad_left) / sr
+            times = (index.to(torch.float64) * hop - coeffs.origin) / sr
             pixel = ((times - start_s) / pixel_s).floor().long().clamp(0, width - 1)
             pooled = pooled.scatter_reduce(
                 1, pixel.expand(len(rows_here), -1), mag[:, first : last + 1], reduce="amax", include_self=True
