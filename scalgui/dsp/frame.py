@@ -387,8 +387,12 @@ class WaveletFrame:
         kind = [LOWPASS] + [WAVELET] * n_wavelets + [HIGHPASS]
         real = [True] + [False] * n_wavelets + [True]
         centre = np.concatenate([[0.0], xi, [nyquist]])
-        sig = np.concatenate([[sigma[0]], sigma, [sigma[-1]]])
-        lo = np.concatenate([[0.0], xi - cut * sigma, [xi[-1] - cut * sigma[-1]]])
+        # The highpass edge is steeper than the top wavelet (an eighth of its width, still
+        # reaching only milliseconds in time): its support, mirrored around Nyquist, is
+        # what sets its rate, and a wide edge made it cost a coefficient per sample.
+        edge = max(sigma[-1] / 8, sigma[0])
+        sig = np.concatenate([[sigma[0]], sigma, [edge]])
+        lo = np.concatenate([[0.0], xi - cut * sigma, [xi[-1] - cut * edge]])
         hi = np.concatenate([[xi[0] + cut * sigma[0]], xi + cut * sigma, [nyquist]])
         # A real atom's spectrum is mirrored around 0 Hz or Nyquist: twice the width.
         width = (hi - lo) * np.where(real, 2.0, 1.0)
