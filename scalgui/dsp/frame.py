@@ -241,6 +241,8 @@ class _GroupPlan:
     bins: torch.Tensor  # [n, W] long: rfft bins the atoms cover (padded entries repeat a bin with window 0)
     slots: torch.Tensor  # [n, W] long: where each bin lands in the length-L band spectrum
     window: torch.Tensor  # [n, W] real: atom values on those bins
+    analysis_window: torch.Tensor  # [n, W] real: window times the one-sided rfft scale
+    flat_bins: torch.Tensor  # bins.reshape(-1)
 
 
 @dataclass
@@ -250,6 +252,12 @@ class _Plan:
     onesided: torch.Tensor  # [n//2+1] real: 2/N (1/N at DC and Nyquist): rfft -> analytic-signal scale
     dual_weight: torch.Tensor  # [n//2+1] real: 1 / (D * onesided), D = sum_k L_k |g_k|^2
     extra: dict = field(default_factory=dict)
+
+
+def _scale(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Complex ``z`` times real ``weight`` (broadcast), without promoting the weight to
+    a complex copy first (that copy cost as much as the product)."""
+    return torch.view_as_complex(torch.view_as_real(z) * weight.unsqueeze(-1))
 
 
 def _next_fast_size(n: int) -> int:
@@ -485,6 +493,9 @@ class WaveletFrame:
             self_mirror[-1] = True
         frame_weight = np.zeros(n_bins)  # D(f) = sum_k L_k |g_k(f)|^2 (halved off-mirror for real atoms)
         groups = []
+        # rfft -> analytic-signal scale: 2/n, but 1/n on the self-mirrored bins.
+        onesided = np.full(n_bins, 2.0 / n)
+        onesided[self_mirror] = 1.0 / n
         for g in range(self.n_groups):
             members = np.flatnonzero(b.group == g)
             hop, real = int(b.hop[members[0]]), bool(b.real[members[0]])
@@ -530,12 +541,12 @@ class WaveletFrame:
                     bins=torch.as_tensor(bins_arr, device=self.device),
                     slots=torch.as_tensor(slots, device=self.device),
                     window=torch.as_tensor(win_arr, dtype=self.dtype, device=self.device),
+                    analysis_window=torch.as_tensor(win_arr * onesided[bins_arr], dtype=self.dtype, device=self.device),
+                    flat_bins=torch.as_tensor(bins_arr.reshape(-1), device=self.device),
                 )
             )
         if np.any(frame_weight <= 0):
             raise RuntimeError("frame does not cover every frequency bin; this is a design bug")
-        onesided = np.full(n_bins, 2.0 / n)
-        onesided[self_mirror] = 1.0 / n
         return _Plan(
             n=n,
             groups=groups,
@@ -558,13 +569,14 @@ class WaveletFrame:
             Complex coefficients per hop group, ``[..., n_bands, n // hop]``.
         """
         plan = self._plan(x.shape[-1])
-        spectrum = torch.fft.rfft(x) * plan.onesided
+        spectrum = torch.fft.rfft(x)
         batch = x.shape[:-1]
         out = []
         for g in plan.groups:
-            sliced = spectrum[..., g.bins] * g.window
+            sliced = spectrum.index_select(-1, g.flat_bins).unflatten(-1, g.bins.shape)
+            sliced = _scale(sliced, g.analysis_window)
             band_spectra = torch.zeros(*batch, g.bins.shape[0], g.length, dtype=sliced.dtype, device=x.device)
-            band_spectra = band_spectra.scatter(-1, g.slots.expand(*batch, *g.slots.shape), sliced)
+            band_spectra.scatter_(-1, g.slots.expand(*batch, *g.slots.shape), sliced)
             coeffs = torch.fft.ifft(band_spectra, norm="forward")
             out.append(coeffs.real.to(coeffs.dtype) if g.real else coeffs)
         return out
@@ -583,9 +595,9 @@ class WaveletFrame:
             if g.real:
                 c = c.real.to(self.complex_dtype)
             band_spectra = torch.fft.fft(c)
-            picked = band_spectra.gather(-1, g.slots.expand(*batch, *g.slots.shape)) * g.window
-            acc = acc.index_add(-1, g.bins.reshape(-1), picked.reshape(*batch, -1))
-        return torch.fft.irfft(acc * plan.dual_weight, n=n)
+            picked = _scale(band_spectra.gather(-1, g.slots.expand(*batch, *g.slots.shape)), g.window)
+            acc.index_add_(-1, g.flat_bins, picked.reshape(*batch, -1))
+        return torch.fft.irfft(_scale(acc, plan.dual_weight), n=n)
 
     # ------------------------------------------------------------------ public API
     def _as_signal(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:

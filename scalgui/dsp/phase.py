@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .frame import Coefficients, WaveletFrame
+from .frame import Coefficients, WaveletFrame, _scale
 from .metrics import spectral_convergence_db
 
 __all__ = [
@@ -352,7 +352,7 @@ def _fgla(frame, target: Coefficients, phase, iterations, momentum, run: _Run, o
     previous = None
     signal = None
     for _ in range(iterations):
-        signal = frame.synthesize(target.with_groups([t * p for t, p in zip(target_groups, phase)]))
+        signal = frame.synthesize(target.with_groups([_scale(p, t) for t, p in zip(target_groups, phase)]))
         rebuilt = frame.analyze(signal).groups
         db = run.record(signal, rebuilt)
         if previous is None:
@@ -482,7 +482,7 @@ def retrieve(
             phase = [c / c.abs().clamp_min(1e-30) for c in frame.analyze(signal).groups]
         else:
             phase = initial_phase(target, settings.init, reference=reference, seed=settings.seed)
-        start_signal = frame.synthesize(target.with_groups([t * p for t, p in zip(target.groups, phase)]))
+        start_signal = frame.synthesize(target.with_groups([_scale(p, t) for t, p in zip(target.groups, phase)]))
         run.record(start_signal, frame.analyze(start_signal).groups)
     method = settings.method
     projection_iterations = {
