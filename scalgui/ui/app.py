@@ -1,0 +1,78 @@
+"""Start the editor: ``scalgui`` (the bundled example) or ``scalgui FILE``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import scalgui  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE before torch is imported)
+
+__all__ = ["apply_dark_palette", "create_application", "main"]
+
+
+def apply_dark_palette(app) -> None:
+    """Fusion style with a dark palette, so the scalogram's colours read well."""
+    from PyQt6.QtGui import QColor, QPalette
+
+    app.setStyle("Fusion")
+    palette = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: "#24262b",
+        QPalette.ColorRole.WindowText: "#dcdde1",
+        QPalette.ColorRole.Base: "#1b1c20",
+        QPalette.ColorRole.AlternateBase: "#2a2c31",
+        QPalette.ColorRole.ToolTipBase: "#2f3137",
+        QPalette.ColorRole.ToolTipText: "#e8e8ea",
+        QPalette.ColorRole.Text: "#dcdde1",
+        QPalette.ColorRole.Button: "#2f3137",
+        QPalette.ColorRole.ButtonText: "#dcdde1",
+        QPalette.ColorRole.BrightText: "#ff6b6b",
+        QPalette.ColorRole.Highlight: "#d9822b",
+        QPalette.ColorRole.HighlightedText: "#111111",
+        QPalette.ColorRole.Link: "#f0a35e",
+        QPalette.ColorRole.PlaceholderText: "#888a90",
+    }
+    for role, colour in roles.items():
+        palette.setColor(role, QColor(colour))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6d6f75"))
+    app.setPalette(palette)
+
+
+def create_application(argv: list[str] | None = None):
+    """The QApplication (created once), configured for scalgui and pyqtgraph."""
+    import pyqtgraph as pg
+    from PyQt6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+        apply_dark_palette(app)
+    app.setOrganizationName("scalgui")
+    app.setApplicationName("scalgui")
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    return app
+
+
+def main(path: str | None = None) -> int:
+    """Open the editor on ``path`` (or the bundled example) and run until it is closed."""
+    app = create_application()
+    from .main_window import MainWindow
+
+    window = MainWindow()
+    app.aboutToQuit.connect(window.shutdown)  # threads stop however the loop ends
+    window.show()
+    if path is None:
+        from scalgui.resources import example_path
+
+        try:
+            path = example_path()
+        except FileNotFoundError as exc:
+            window.statusBar().showMessage(str(exc))
+            path = None
+    if path is not None:
+        window.open_file(Path(path))
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else None))
