@@ -3,6 +3,7 @@
 ``scalgui [FILE]`` opens the editor. Sub-commands::
 
     scalgui analyze IN [options]      scalogram picture and JSON summary of a sound file
+    scalgui invert IN -o OUT [options] resynthesise a sound file from its magnitudes alone
     scalgui bench analyze [options]   wavelet analysis against ssqueezepy, with ratios
 
 Each sub-command is a pair of functions, ``add_arguments(parser)`` and
@@ -20,7 +21,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import importlib.util
 import json
 import math
 import sys
@@ -142,10 +142,6 @@ class _Progress:
 
 
 def _run_editor(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("scalgui.ui.app") is None:
-        print(f"{PROG}: the editor is not built yet; headless commands: {', '.join(_COMMAND_NAMES)} "
-              f"(see '{PROG} --help')", file=sys.stderr)
-        return 2
     from scalgui.ui import app
 
     return int(app.main(args.file) or 0)
@@ -341,7 +337,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- parser
 
-_COMMAND_NAMES = ("analyze", "bench")
+_COMMAND_NAMES = ("analyze", "invert", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "it includes building the FFT plans for the file's length.")
     _add_analyze_arguments(analyze)
     analyze.set_defaults(run=_run_analyze)
+
+    from scalgui.commands import invert as invert_command
+
+    invert_command.add_parser(sub)
 
     from scalgui.bench import add_parser as add_bench_parser
 

@@ -184,14 +184,6 @@ def test_help_is_fast_and_does_not_import_torch():
     assert "analyze" in done.stdout and "bench" in done.stdout
 
 
-@pytest.mark.skipif(importlib.util.find_spec("scalgui.ui.app") is not None, reason="the editor exists")
-def test_no_command_without_editor_says_so(capsys):
-    code, out, err = _run([], capsys)
-    assert code == 2
-    assert err.count("\n") == 1 and "not built yet" in err and "analyze" in err
-    assert main(["some.wav"]) == 2  # a FILE is accepted for the editor to come
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("ssqueezepy") is None, reason="ssqueezepy is not installed")
 def test_bench_analyze_tiny_run(tmp_path, capsys):
