@@ -28,13 +28,16 @@ from ..audio import SaveReport, load_audio, save_audio
 from ..dsp.edits import Edit, apply_edits, edit_weights, touched_spans
 from ..dsp.frame import Coefficients, FrameSettings, WaveletFrame
 from ..dsp.phase import CancelToken, RetrievalProgress, RetrievalResult, RetrievalSettings, rerender_spans
-from ..dsp.raster import Raster, scalogram_raster
+from ..dsp.raster import Raster, resample_raster, scalogram_raster
 
 __all__ = ["Document", "DocumentEvents", "LAYERS", "DEFAULT_RENDER"]
 
 #: What a raster can show: the source, the edited target, the last render, or the
 #: difference in dB between target and render (where a painted shape was not realised).
 LAYERS = ("source", "target", "render", "difference")
+
+#: Columns of the cached whole-file pictures that zoomed-out views are cut from.
+OVERVIEW_WIDTH = 8192
 
 #: Render settings of the editor: warm start from the source's phase, few iterations.
 DEFAULT_RENDER = RetrievalSettings(method="fgla", init="original", iterations=32)
@@ -84,6 +87,8 @@ class Document:
         self.path = Path(path) if path is not None else None
         self.device = device
         self.events = DocumentEvents()
+        self._overviews: dict = {}
+        self.events.changed.connect(self._forget_overviews)
         self._lock = threading.RLock()
         self._edits: list[Edit] = []
         self._redo: list[Edit] = []
@@ -94,6 +99,9 @@ class Document:
         self.unsaved = False
         self.settings = settings or FrameSettings(self.sample_rate)
         self._analyse()
+
+    def _forget_overviews(self, _what: str = "") -> None:
+        self._overviews.clear()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -217,18 +225,6 @@ class Document:
             return self._target
 
     # ------------------------------------------------------------------ pictures
-    def _complex_layer(self, layer: str) -> Coefficients:
-        if layer == "source":
-            return self.coefficients
-        if layer == "target":
-            # Edited magnitudes with the source's phase, so channel views (mid, side)
-            # combine as they would in the signal.
-            target = self.target()
-            return target.with_groups([t * torch.sgn(c) for t, c in zip(target.groups, self.coefficients.groups)])
-        if layer == "render":
-            return self._rendered_coefficients if self._rendered_coefficients is not None else self.coefficients
-        raise ValueError(f"unknown layer {layer!r}; choose one of: {', '.join(LAYERS)}")
-
     def raster(
         self,
         start_s: float,
@@ -248,8 +244,29 @@ class Document:
             wanted = self.raster(start_s, end_s, width, channel=channel, layer="target", floor_db=floor_db)
             got = self.raster(start_s, end_s, width, channel=channel, layer="render", floor_db=floor_db)
             return Raster(wanted.db - got.db, wanted.centre_hz, wanted.start_s, wanted.end_s)
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}; choose one of: {', '.join(LAYERS)}")
+        if (end_s - start_s) / width >= self.duration / OVERVIEW_WIDTH:
+            # Zoomed out: cut the picture from a cached whole-file overview, so that
+            # panning and zooming a long file stays at screen rate.
+            key = (layer, channel, floor_db)
+            with self._lock:
+                overview = self._overviews.get(key)
+            if overview is None:
+                overview = self._raster(0.0, self.duration, OVERVIEW_WIDTH, channel, layer, floor_db)
+                with self._lock:
+                    self._overviews[key] = overview
+            return resample_raster(overview, start_s, end_s, width)
+        return self._raster(start_s, end_s, width, channel, layer, floor_db)
+
+    def _raster(self, start_s, end_s, width, channel, layer, floor_db) -> Raster:
+        coeffs, magnitudes = self.coefficients, None
+        if layer == "target" and self._edits:
+            magnitudes = self.target()
+        elif layer == "render" and self._rendered_coefficients is not None:
+            coeffs = self._rendered_coefficients
         return scalogram_raster(
-            self._complex_layer(layer), start_s=start_s, end_s=end_s, width=width, channel=channel, floor_db=floor_db
+            coeffs, start_s=start_s, end_s=end_s, width=width, channel=channel, floor_db=floor_db, magnitudes=magnitudes
         )
 
     def edit_mask(self, start_s: float, end_s: float, width: int) -> np.ndarray:

@@ -16,11 +16,35 @@ import torch
 
 from .frame import Coefficients
 
-__all__ = ["ChannelView", "Raster", "select_channel", "scalogram_raster", "to_db"]
+__all__ = ["ChannelView", "Raster", "resample_raster", "select_channel", "scalogram_raster", "to_db"]
 
 #: Channel views of a stereo (or wider) signal: an index, or one of these names.
 ChannelView = int | str
 CHANNEL_VIEWS = ("left", "right", "mid", "side", "mean")
+
+
+def _channel_view(tensor: torch.Tensor, view: ChannelView) -> torch.Tensor:
+    """One channel view of a coefficient tensor ``[channels, bands, frames]`` (or
+    ``[bands, frames]`` for mono), as ``[bands, frames]``."""
+    if tensor.ndim == 2:
+        if view not in (0, "left", "mid", "mean"):
+            raise ValueError(f"a mono signal has no {view!r} channel")
+        return tensor
+    channels = tensor.shape[0]
+    if isinstance(view, (int, np.integer)):
+        if not -channels <= view < channels:
+            raise ValueError(f"channel {view} does not exist: the signal has {channels}")
+        return tensor[view]
+    if view == "mean":
+        return tensor.mean(0)
+    if view in ("left", "right"):
+        return tensor[0 if view == "left" or channels == 1 else 1]
+    if view in ("mid", "side"):
+        if channels == 1:
+            return tensor[0] if view == "mid" else torch.zeros_like(tensor[0])
+        sign = 1.0 if view == "mid" else -1.0
+        return (tensor[0] + sign * tensor[1]) / 2
+    raise ValueError(f"unknown channel view {view!r}; use an index or one of {', '.join(CHANNEL_VIEWS)}")
 
 
 def select_channel(coeffs: Coefficients, view: ChannelView = 0) -> Coefficients:
@@ -36,25 +60,7 @@ def select_channel(coeffs: Coefficients, view: ChannelView = 0) -> Coefficients:
     view : int or str
         A channel index, or ``"left"``, ``"right"``, ``"mid"``, ``"side"``, ``"mean"``.
     """
-    if coeffs.groups[0].ndim == 2:
-        if view not in (0, "left", "mid", "mean"):
-            raise ValueError(f"a mono signal has no {view!r} channel")
-        return coeffs
-    channels = coeffs.groups[0].shape[0]
-    if isinstance(view, (int, np.integer)):
-        if not -channels <= view < channels:
-            raise ValueError(f"channel {view} does not exist: the signal has {channels}")
-        return coeffs.map(lambda g: g[view])
-    if view == "mean":
-        return coeffs.map(lambda g: g.mean(0))
-    if view in ("left", "right"):
-        return coeffs.map(lambda g: g[0 if view == "left" or channels == 1 else 1])
-    if view in ("mid", "side"):
-        if channels == 1:
-            return coeffs.map(lambda g: g[0] if view == "mid" else torch.zeros_like(g[0]))
-        sign = 1.0 if view == "mid" else -1.0
-        return coeffs.map(lambda g: (g[0] + sign * g[1]) / 2)
-    raise ValueError(f"unknown channel view {view!r}; use an index or one of {', '.join(CHANNEL_VIEWS)}")
+    return coeffs.map(lambda g: _channel_view(g, view))
 
 
 def to_db(magnitude: torch.Tensor, floor_db: float = -120.0) -> torch.Tensor:
@@ -101,6 +107,7 @@ def scalogram_raster(
     width: int = 1024,
     channel: ChannelView = 0,
     floor_db: float = -120.0,
+    magnitudes: Coefficients | None = None,
 ) -> Raster:
     """Magnitude in dB of the wavelet bands on a uniform time grid.
 
@@ -117,6 +124,9 @@ def scalogram_raster(
         Channel view, see :func:`select_channel`.
     floor_db : float
         Lowest value in dB.
+    magnitudes : Coefficients, optional
+        Magnitudes to draw instead of ``|coeffs|`` (e.g. an edited target), in the same
+        layout; ``coeffs`` then supplies only the phases for the channel view.
 
     Returns
     -------
@@ -130,36 +140,48 @@ def scalogram_raster(
         raise ValueError(f"empty time range: {start_s} s to {end_s} s")
     if width < 1:
         raise ValueError(f"width must be at least one pixel, got {width}")
-    mono = select_channel(coeffs, channel)
+    if magnitudes is not None and len(magnitudes.groups) != len(coeffs.groups):
+        raise ValueError("magnitudes must have the coefficients' layout")
     table = frame.bands
     wavelets = table.wavelet_indices
     out = torch.full((len(wavelets), width), float(floor_db), dtype=torch.float32)
     pixel_s = (end_s - start_s) / width
     centres = start_s + (torch.arange(width, dtype=torch.float64) + 0.5) * pixel_s
-    for g, tensor in enumerate(mono.groups):
+    for g, tensor in enumerate(coeffs.groups):
         rows_here = np.flatnonzero(table.group[wavelets] == g)
         if len(rows_here) == 0:
             continue
         hop = int(table.hop[wavelets[rows_here[0]]])
-        mag = tensor[torch.as_tensor(table.row[wavelets[rows_here]])].abs().to("cpu", torch.float32)
-        n = mag.shape[-1]
-        # Fractional coefficient index of every pixel centre.
+        n = tensor.shape[-1]
+        # Only the coefficients the picture needs (one more on each side to interpolate)
+        # are read, so a zoomed-in view of a long file costs what its width costs.
+        lo = min(max(int(np.floor((start_s * sr + coeffs.origin) / hop)) - 1, 0), n - 1)
+        hi = max(min(int(np.ceil((end_s * sr + coeffs.origin) / hop)) + 2, n), lo + 1)
+        rows = torch.as_tensor(table.row[wavelets[rows_here]], device=tensor.device)
+        window = tensor[..., lo:hi].index_select(-2, rows)
+        if magnitudes is not None:
+            # Edited magnitudes with these coefficients' phases, so that channel views
+            # (mid, side) combine as they would in the signal.
+            window = torch.sgn(window) * magnitudes.groups[g][..., lo:hi].index_select(-2, rows)
+        mag = _channel_view(window, channel).abs().to("cpu", torch.float32)
+        # Fractional coefficient index of every pixel centre, relative to `lo`.
         position = (centres * sr + coeffs.origin) / hop
-        left = position.floor().clamp(0, n - 1).long()
-        right = (left + 1).clamp(max=n - 1)
-        frac = (position - left).clamp(0, 1).to(torch.float32)
         inside = ((position >= 0) & (position <= n - 1)).to(torch.float32)
+        local = position - lo
+        left = local.floor().clamp(0, hi - lo - 1).long()
+        right = (left + 1).clamp(max=hi - lo - 1)
+        frac = (local - left).clamp(0, 1).to(torch.float32)
         interpolated = (mag[:, left] * (1 - frac) + mag[:, right] * frac) * inside
         # Coefficients that fall inside the range, binned to pixels, keep their maximum.
-        first = max(int(np.ceil((start_s * sr + coeffs.origin) / hop)), 0)
-        last = min(int(np.floor((end_s * sr + coeffs.origin) / hop)), n - 1)
+        first = max(int(np.ceil((start_s * sr + coeffs.origin) / hop)), lo)
+        last = min(int(np.floor((end_s * sr + coeffs.origin) / hop)), hi - 1)
         pooled = torch.zeros_like(interpolated)
         if last >= first:
             index = torch.arange(first, last + 1)
             times = (index.to(torch.float64) * hop - coeffs.origin) / sr
             pixel = ((times - start_s) / pixel_s).floor().long().clamp(0, width - 1)
             pooled = pooled.scatter_reduce(
-                1, pixel.expand(len(rows_here), -1), mag[:, first : last + 1], reduce="amax", include_self=True
+                1, pixel.expand(len(rows_here), -1), mag[:, first - lo : last - lo + 1], reduce="amax", include_self=True
             )
         out[torch.as_tensor(rows_here)] = to_db(torch.maximum(interpolated, pooled), floor_db)
     return Raster(
@@ -168,3 +190,35 @@ def scalogram_raster(
         start_s=float(start_s),
         end_s=float(end_s),
     )
+
+
+def resample_raster(raster: Raster, start_s: float, end_s: float, width: int) -> Raster:
+    """A raster for a time range cut from a wider one (e.g. a cached whole-file overview).
+
+    Columns that span several source columns keep their maximum; others interpolate
+    linearly, as :func:`scalogram_raster` does with coefficients. Outside the source's
+    range the picture is at its lowest level.
+    """
+    if not end_s > start_s or width < 1:
+        raise ValueError(f"bad range or width: {start_s} s to {end_s} s, {width} px")
+    source = torch.from_numpy(raster.db)
+    floor = float(source.min()) if source.numel() else -120.0
+    src_step = (raster.end_s - raster.start_s) / raster.width
+    step = (end_s - start_s) / width
+    centres = start_s + (torch.arange(width, dtype=torch.float64) + 0.5) * step
+    position = (centres - raster.start_s) / src_step - 0.5
+    left = position.floor().clamp(0, raster.width - 1).long()
+    right = (left + 1).clamp(max=raster.width - 1)
+    frac = (position - left).clamp(0, 1).to(torch.float32)
+    out = source[:, left] * (1 - frac) + source[:, right] * frac
+    src_centres = raster.start_s + (torch.arange(raster.width, dtype=torch.float64) + 0.5) * src_step
+    keep = (src_centres >= start_s) & (src_centres < end_s)
+    if keep.any():
+        pixel = ((src_centres[keep] - start_s) / step).floor().long().clamp(0, width - 1)
+        pooled = torch.full_like(out, floor).scatter_reduce(
+            1, pixel.expand(source.shape[0], -1), source[:, keep], reduce="amax", include_self=True
+        )
+        out = torch.maximum(out, pooled)
+    outside = (position < -0.5) | (position > raster.width - 0.5)
+    out[:, outside] = floor
+    return Raster(out.numpy(), raster.centre_hz, float(start_s), float(end_s))
