@@ -41,6 +41,7 @@ __all__ = [
 #: Benchmark name -> module. ``scalgui bench invert`` (phase retrieval) will join later.
 BENCHMARKS: dict[str, str] = {
     "analyze": "scalgui.bench.analyze",
+    "invert": "scalgui.bench.invert",
 }
 
 _RESULT_MARK = "@@SCALGUI-BENCH-RESULT@@"
