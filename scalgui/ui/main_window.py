@@ -1,17 +1,20 @@
-"""The editor's main window: menus, tool bars, the scalogram view, history, render, export.
+"""The editor's main window: menus, tool bars, the scalogram view, history, render, export,
+selections, playback and the analysis settings.
 
 The window holds one :class:`~scalgui.app.document.Document` at a time. Edits from the
-tools go through a QUndoStack (one command per edit, shown in the History panel);
-opening a file and rendering run in worker threads, so the window never freezes.
+tools go through a QUndoStack (one command per edit, shown in the History panel); a
+pending selection is applied with the current mode as one edit. Opening a file,
+re-analysing and rendering run in worker threads, so the window never freezes.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QSettings, Qt, pyqtSignal
+from PyQt6.QtCore import QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QActionGroup, QFontDatabase, QKeySequence, QUndoStack
 from PyQt6.QtWidgets import (
+    QAbstractSpinBox,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -22,11 +25,14 @@ from PyQt6.QtWidgets import (
     QUndoView,
 )
 
+from .analysis_dialog import AnalysisSettingsDialog
 from .commands import push_edit
+from .convergence import ConvergencePlot
 from .freq_axis import note_name
 from .scalogram_view import COLORMAPS, ScalogramView
 from .toolbars import DisplayBar, ToolBar
 from .tools import ToolSettings, make_tool
+from .transport import Player, TransportBar
 from .workers import Worker, start_worker
 
 __all__ = ["AUDIO_FILTER", "EXPORT_FILTERS", "MainWindow"]
@@ -86,7 +92,13 @@ class MainWindow(QMainWindow):
         self._render_job = None
         self._render_cancel = None
         self._after_render = None
+        self._analysis_job = None
         self.last_render = None
+        self.settings_dialog: AnalysisSettingsDialog | None = None
+        self.play_cursor = 0.0
+        self._resume_s: float | None = None
+        self._pausing = False
+        self._last_play_position: float | None = None
 
         self.tool_settings = ToolSettings()
         self.view = ScalogramView(self)
@@ -94,10 +106,14 @@ class MainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.tool_bar = ToolBar(self.tool_settings, self)
         self.display_bar = DisplayBar(self)
+        self.transport = TransportBar(self)
+        self.player = Player(self)
         self.addToolBar(self.tool_bar)
         self.addToolBarBreak()
         self.addToolBar(self.display_bar)
+        self.addToolBar(self.transport)
         self._build_history()
+        self._build_convergence()
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -116,6 +132,15 @@ class MainWindow(QMainWindow):
         self.history_dock.setMinimumWidth(190)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
 
+    def _build_convergence(self) -> None:
+        self.convergence = ConvergencePlot()
+        self.convergence_dock = QDockWidget("Render Convergence", self)
+        self.convergence_dock.setObjectName("convergence")
+        self.convergence_dock.setWidget(self.convergence)
+        self.convergence_dock.setMinimumWidth(200)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.convergence_dock)
+        self.resizeDocks([self.history_dock, self.convergence_dock], [3, 1], Qt.Orientation.Vertical)
+
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.readout = QLabel("")
@@ -128,7 +153,12 @@ class MainWindow(QMainWindow):
         self.render_progress.setFixedWidth(180)
         self.render_cancel_button = QPushButton("Cancel")
         self.render_cancel_button.clicked.connect(self.cancel_render)
-        for widget in (self.render_label, self.render_progress, self.render_cancel_button):
+        self.analysis_label = QLabel("")
+        self.analysis_progress = QProgressBar()
+        self.analysis_progress.setRange(0, 0)  # busy: no percentage to show
+        self.analysis_progress.setFixedWidth(120)
+        for widget in (self.render_label, self.render_progress, self.render_cancel_button,
+                       self.analysis_label, self.analysis_progress):
             bar.addPermanentWidget(widget)
             widget.setVisible(False)
         bar.addPermanentWidget(self.readout)  # permanent: messages on the left never hide it
@@ -152,7 +182,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.open_action)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self.export_action = self._action("&Export…", self.export_dialog, "Ctrl+E",
+        self.export_action = self._action("&Export…", self.export_dialog, "Ctrl+Shift+E",
                                           tip="Write the render to an audio file")
         file_menu.addAction(self.export_action)
         file_menu.addSeparator()
@@ -167,12 +197,20 @@ class MainWindow(QMainWindow):
         for action in (self.undo_action, self.redo_action):
             self.addAction(action)
             edit_menu.addAction(action)
+        edit_menu.addSeparator()
+        self.apply_selection_action = self.tool_bar.apply_action
+        self.apply_selection_action.triggered.connect(self.apply_selection)
+        self.clear_selection_action = self._action("Clear &Selection", self.view.selection.clear,
+                                                   tip="Drop the pending selection (Escape in the view)")
+        for action in (self.apply_selection_action, self.clear_selection_action):
+            edit_menu.addAction(action)
 
         view_menu = menu.addMenu("&View")
         self.zoom_in_action = self._action("Zoom &In", lambda: self.view.zoom_time(1 / 1.5), ["Ctrl+=", "Ctrl++"])
         self.zoom_out_action = self._action("Zoom &Out", lambda: self.view.zoom_time(1.5), "Ctrl+-")
         self.fit_action = self._action("&Fit Whole Sound", self.view.fit, "Ctrl+0")
-        for action in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
+        self.zoom_selection_action = self._action("Zoom to &Selection", self.zoom_to_selection, "Ctrl+E")
+        for action in (self.zoom_in_action, self.zoom_out_action, self.fit_action, self.zoom_selection_action):
             view_menu.addAction(action)
         view_menu.addSeparator()
         colour_menu = view_menu.addMenu("&Colour Map")
@@ -199,7 +237,26 @@ class MainWindow(QMainWindow):
         for action in (self.notes_action, self.overlay_action, self.difference_action):
             view_menu.addAction(action)
         view_menu.addSeparator()
+        self.analysis_action = self._action("&Analysis Settings…", self.analysis_settings_dialog,
+                                            tip="Voices per octave, frequency range, oversampling")
+        view_menu.addAction(self.analysis_action)
+        view_menu.addSeparator()
         view_menu.addAction(self.history_dock.toggleViewAction())
+        view_menu.addAction(self.convergence_dock.toggleViewAction())
+
+        play_menu = menu.addMenu("&Play")
+        bar = self.transport
+        bar.play_action.triggered.connect(self.toggle_play)
+        bar.stop_action.triggered.connect(self.stop_playback)
+        bar.loop_action.toggled.connect(self._playback_options_changed)
+        bar.band_action.toggled.connect(self._band_only_toggled)
+        bar.a_action.toggled.connect(self._playback_options_changed)
+        self.ab_switch_action = self._action("Switch &A/B", self.switch_ab, "Ctrl+B",
+                                             tip="Play the original or the render")
+        for action in (bar.play_action, bar.stop_action, bar.loop_action, bar.band_action, bar.a_action,
+                       bar.b_action, self.ab_switch_action):
+            self.addAction(action)  # shortcuts work with the transport bar hidden too
+            play_menu.addAction(action)
 
         render_menu = menu.addMenu("&Render")
         self.render_action = self._action("&Render", lambda: self.start_render(), "Ctrl+R",
@@ -210,6 +267,13 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.view.editRequested.connect(self.apply_edit)
+        self.view.applyRequested.connect(self.apply_selection)
+        self.view.cursorPlaced.connect(self.set_play_cursor)
+        self.view.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.view.selection.changed.connect(self._selection_changed)
+        self.player.positionChanged.connect(self._play_position)
+        self.player.stateChanged.connect(self._play_state)
+        self.player.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.view.cursorMoved.connect(self._show_readout)
         self.view.cursorLeft.connect(self.readout.clear)
         self.view.levelsChanged.connect(self.display_bar.set_levels)
@@ -231,8 +295,8 @@ class MainWindow(QMainWindow):
         """Load and analyse ``path`` in a worker thread, then show it."""
         if self._open_job is not None:
             return
-        if self.rendering:
-            self.statusBar().showMessage("A render is running: cancel it or let it finish, then open", 6000)
+        if self.rendering or self.analysing:
+            self.statusBar().showMessage("The sound is busy (render or analysis): open when it has finished", 6000)
             return
         if not self._may_discard():
             return
@@ -270,8 +334,14 @@ class MainWindow(QMainWindow):
             self._bridge.detach()
             self._bridge = None
         self.undo_stack.clear()
+        self.player.stop()
         self.document = doc
         self.last_render = None
+        self.play_cursor, self._resume_s = 0.0, None
+        self.transport.a_action.setChecked(True)
+        self.transport.band_action.setChecked(False)
+        self.transport.set_time(0.0)
+        self.convergence.reset()
         if doc is not None:
             self._bridge = DocumentBridge(doc)
             self._bridge.changed.connect(self._document_changed)
@@ -282,6 +352,11 @@ class MainWindow(QMainWindow):
         self.view.set_layer("target")
         self.view.set_channel(self.display_bar.channel.currentData())
         self.view.set_document(doc)
+        if doc is not None:
+            self.view.set_cursor_line(0.0)
+            self.player.set_audio(doc.samples, doc.sample_rate)
+        else:
+            self.player.set_audio(None)
         self.undo_stack.setClean()
         self._update_actions()
         self._update_title()
@@ -294,6 +369,8 @@ class MainWindow(QMainWindow):
 
     def _document_changed(self, kind: str) -> None:
         self.view.document_changed(kind)
+        if kind == "render":
+            self._update_player_audio()
         self._update_actions()
         self._update_title()
 
@@ -340,6 +417,161 @@ class MainWindow(QMainWindow):
             return
         push_edit(self.undo_stack, self.document, edit)
 
+    # ------------------------------------------------------------------ selection
+    def apply_selection(self) -> bool:
+        """Apply the current mode to the pending selection as one edit (one undo step).
+
+        The selection stays, so it can be applied again, looped or listened to.
+        """
+        shape = self.view.selection.shape()
+        if self.document is None or shape is None or not self.view.editable:
+            return False
+        from scalgui.dsp.edits import Edit
+
+        action, amount = self.tool_settings.action()
+        self.apply_edit(Edit(shape, action, amount))
+        return True
+
+    def zoom_to_selection(self) -> None:
+        if not self.view.zoom_to_selection():
+            self.statusBar().showMessage("No selection to zoom to", 4000)
+
+    def _selection_changed(self) -> None:
+        self._update_selection_actions()
+        if self.player.playing and (self.transport.loop_action.isChecked() or self.transport.band_action.isChecked()):
+            self._playback_options_changed()  # loop or band follow the new selection
+
+    def _update_selection_actions(self) -> None:
+        has = bool(self.view.selection)
+        self.apply_selection_action.setEnabled(has and self.document is not None and self.view.editable)
+        self.clear_selection_action.setEnabled(has)
+        self.zoom_selection_action.setEnabled(has)
+
+    def keyPressEvent(self, ev):
+        # Enter and Escape that no widget took (focus on a tool bar button, a combo box):
+        # the view's keys. A spin box keeps its Enter.
+        focus = self.focusWidget()
+        typing = focus is not None and (isinstance(focus, QAbstractSpinBox)
+                                        or isinstance(focus.parentWidget(), QAbstractSpinBox))
+        key = ev.key()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not typing and self.view.selection:
+            self.apply_selection()
+            ev.accept()
+        elif key == Qt.Key.Key_Escape and self.view.selection:
+            self.view.selection.clear()
+            ev.accept()
+        else:
+            super().keyPressEvent(ev)
+
+    # ------------------------------------------------------------------ playback
+    def set_play_cursor(self, t: float) -> None:
+        """Put the play cursor (where Play starts) at ``t`` seconds."""
+        if self.document is None:
+            return
+        self.play_cursor = min(max(float(t), 0.0), self.document.duration)
+        self._resume_s = None
+        self.view.set_cursor_line(self.play_cursor)
+        if self.player.playing:
+            self._play_from(self.play_cursor)
+        else:
+            self.transport.set_time(self.play_cursor)
+
+    def toggle_play(self) -> None:
+        """Play from the cursor (or where it was paused); pause when playing."""
+        if self.document is None:
+            return
+        if self.player.playing:
+            self._pausing = True
+            self._resume_s = self.player.stop()
+            self._pausing = False
+            return
+        start = self._resume_s if self._resume_s is not None else self.play_cursor
+        self._resume_s = None
+        self._play_from(start)
+
+    def stop_playback(self) -> None:
+        """Stop and go back to the cursor."""
+        self.player.stop()
+        self._resume_s = None
+        self.view.set_playhead(None)
+        self.transport.set_time(self.play_cursor)
+
+    def switch_ab(self) -> None:
+        """Switch between the original (A) and the render (B)."""
+        bar = self.transport
+        if bar.a_action.isChecked() and bar.b_action.isEnabled():
+            bar.b_action.setChecked(True)
+        else:
+            bar.a_action.setChecked(True)
+
+    def loop_range(self) -> tuple[float, float] | None:
+        """The time range playing loops over: the selection's, or the whole sound; None: no loop."""
+        if not self.transport.loop_action.isChecked() or self.document is None:
+            return None
+        bounds = self.view.selection_bounds()
+        if bounds is not None:
+            return bounds[0], bounds[1]
+        return 0.0, self.document.duration
+
+    def playback_audio(self):
+        """The samples playing uses: source (A) or render (B), band-limited when asked and possible."""
+        doc = self.document
+        if doc is None:
+            return None
+        use_render = self.transport.b_action.isChecked() and doc.rendered is not None
+        samples = doc.rendered if use_render else doc.samples
+        bounds = self.view.selection_bounds()
+        band_audio = getattr(doc, "band_audio", None)
+        if self.transport.band_action.isChecked() and bounds is not None and band_audio is not None:
+            samples = band_audio(bounds[2], bounds[3], layer="render" if use_render else "source")
+        return samples
+
+    def _play_from(self, start: float) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        self.player.set_audio(self.playback_audio(), doc.sample_rate)
+        self._last_play_position = None
+        self.player.play(start, self.loop_range())
+
+    def _update_player_audio(self) -> None:
+        doc = self.document
+        if doc is not None:
+            self.player.set_audio(self.playback_audio(), doc.sample_rate)
+
+    def _playback_options_changed(self, *_):
+        if self.player.playing:
+            self._play_from(self.player.position)  # a new loop or source, from where it is
+        else:
+            self._update_player_audio()
+
+    def _band_only_toggled(self, on: bool) -> None:
+        if on and self.document is not None and getattr(self.document, "band_audio", None) is None:
+            self.transport.band_action.setChecked(False)
+            self.statusBar().showMessage(
+                "Band-only playback is not available yet: the document cannot band-limit audio", 6000)
+            return
+        if on and self.view.selection_bounds() is None:
+            self.statusBar().showMessage("Band only plays the selection's band: select a band first", 6000)
+        self._playback_options_changed()
+
+    def _play_position(self, t: float) -> None:
+        self.view.set_playhead(t)
+        self.transport.set_time(t)
+        # Follow the playhead: when it runs off the visible range, page the view.
+        x0, x1 = self.view.visible_range()
+        last, self._last_play_position = self._last_play_position, t
+        if last is not None and x0 <= last <= x1 and not x0 <= t <= x1:
+            width = x1 - x0
+            self.view.show_time_range(t - 0.02 * width, t + 0.98 * width)
+
+    def _play_state(self, state: str) -> None:
+        playing = state == "playing"
+        self.transport.set_playing(playing)
+        if not playing and not self._pausing:  # stopped, or played to the end
+            self.view.set_playhead(None)
+            self.transport.set_time(self.play_cursor)
+
     def _show_readout(self, t: float, hz: float, level_db: float) -> None:
         note, cents = note_name(hz)
         level = "" if math.isnan(level_db) else f"{level_db:6.1f} dB"
@@ -371,6 +603,85 @@ class MainWindow(QMainWindow):
         _, top = self.view.levels
         self.view.set_levels(top - db, top)
 
+    # ------------------------------------------------------------------ analysis settings
+    @property
+    def analysing(self) -> bool:
+        return self._analysis_job is not None
+
+    def analysis_settings_dialog(self) -> None:
+        """Open the Analysis Settings dialog (non-blocking); OK re-analyses in a worker."""
+        doc = self.document
+        if doc is None:
+            return
+        if self.rendering or self.analysing:
+            self.statusBar().showMessage("The sound is busy (render or analysis): change the analysis after it", 6000)
+            return
+        dialog = AnalysisSettingsDialog(doc.settings, self)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.accepted.connect(lambda d=dialog, doc=doc: self.reanalyse(d.result_settings, doc))
+        self.settings_dialog = dialog
+        dialog.open()
+
+    def reanalyse(self, settings, doc=None) -> bool:
+        """Re-analyse the document with ``settings`` (a FrameSettings) in a worker thread.
+
+        Edits are kept (they are in seconds and Hz); the picture is redrawn when it is done.
+        """
+        doc = doc or self.document
+        if doc is None or doc is not self.document or settings is None or self.rendering or self.analysing:
+            return False
+        if settings == doc.settings:
+            self.statusBar().showMessage("Analysis settings unchanged", 4000)
+            return False
+        self._analysis_job = "waiting"
+        self.view.set_suspended(True)
+        self.analysis_label.setText(
+            f"Analysing: {settings.voices_per_octave} voices/octave, from {settings.fmin:g} Hz…")
+        for widget in (self.analysis_label, self.analysis_progress):
+            widget.setVisible(True)
+        self._update_actions()
+        self._when_pictures_idle(lambda: self._start_analysis(doc, settings))
+        return True
+
+    def _when_pictures_idle(self, fn) -> None:
+        # The raster thread reads the analysis: let its picture finish before it changes.
+        if self.view.raster_busy:
+            QTimer.singleShot(10, lambda: self._when_pictures_idle(fn))
+        else:
+            fn()
+
+    def _start_analysis(self, doc, settings) -> None:
+        if doc is not self.document:
+            self._analysis_done()
+            return
+
+        def job(_progress):
+            doc.set_settings(settings)
+            return settings
+
+        worker = Worker(job)
+        worker.finished.connect(self._analysed)
+        worker.failed.connect(self._analysis_failed)
+        self._analysis_job = (worker, self._keep(start_worker(worker)))
+
+    def _analysis_done(self) -> None:
+        self._analysis_job = None
+        for widget in (self.analysis_label, self.analysis_progress):
+            widget.setVisible(False)
+        self.view.set_suspended(False)
+        self._update_actions()
+
+    def _analysed(self, settings) -> None:
+        self._analysis_done()
+        bands = len(self.document.frame.bands.wavelet_indices) if self.document is not None else 0
+        self.statusBar().showMessage(
+            f"Re-analysed: {settings.voices_per_octave} voices per octave, {bands} bands; edits kept", 6000)
+
+    def _analysis_failed(self, exc: Exception) -> None:
+        self._analysis_done()
+        self.show_error("Analysis failed", "The sound could not be analysed with these settings.",
+                        f"{type(exc).__name__}: {exc}")
+
     # ------------------------------------------------------------------ render
     @property
     def rendering(self) -> bool:
@@ -379,7 +690,7 @@ class MainWindow(QMainWindow):
     def start_render(self, then=None) -> bool:
         """Render the pending edits in a worker thread; ``then(result)`` runs after it."""
         doc = self.document
-        if doc is None or self._render_job is not None:
+        if doc is None or self._render_job is not None or self.analysing:
             return False
         from scalgui.dsp.phase import CancelToken
 
@@ -397,6 +708,8 @@ class MainWindow(QMainWindow):
         self._render_job = (worker, self._keep(start_worker(worker)))
         self.render_progress.setValue(0)
         self.render_label.setText("Rendering…")
+        self.convergence.reset("rendering…")
+        self.convergence_dock.setVisible(True)
         for widget in (self.render_label, self.render_progress, self.render_cancel_button):
             widget.setVisible(True)
         self._update_actions()
@@ -412,6 +725,7 @@ class MainWindow(QMainWindow):
         if self._render_job is None:
             return
         self.render_progress.setValue(int(100 * p.iteration / max(p.iterations, 1)))
+        self.convergence.add(p)
         self.render_label.setText(
             f"Render {p.iteration}/{p.iterations}   convergence {p.spectral_convergence_db:.1f} dB   "
             f"{p.eta_s:.1f} s left")
@@ -428,6 +742,7 @@ class MainWindow(QMainWindow):
         then, self._after_render = self._after_render, None
         self._render_done()
         self.last_render = result
+        self.convergence.finish(result)
         if result.iterations == 0 and not result.cancelled:
             self.statusBar().showMessage("Nothing to render: no edits since the last render", 5000)
         elif result.cancelled:
@@ -530,12 +845,19 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         has_doc = self.document is not None
-        self.export_action.setEnabled(has_doc)
-        self.render_action.setEnabled(has_doc and not self.rendering)
+        self.export_action.setEnabled(has_doc and not self.analysing)
+        self.render_action.setEnabled(has_doc and not self.rendering and not self.analysing)
         self.cancel_render_action.setEnabled(self.rendering)
+        self.analysis_action.setEnabled(has_doc and not self.rendering and not self.analysing)
         rendered = has_doc and self.document.rendered is not None
         self.display_bar.enable_render_layers(rendered)
         self.difference_action.setEnabled(rendered)
+        self.transport.b_action.setEnabled(rendered)
+        if not rendered and self.transport.b_action.isChecked():
+            self.transport.a_action.setChecked(True)
+        for action in (self.transport.play_action, self.transport.stop_action):
+            action.setEnabled(has_doc)
+        self._update_selection_actions()
 
     def _update_title(self) -> None:
         doc = self.document
@@ -555,6 +877,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop background work: cancel a render, wait for the threads, stop the view's."""
+        self.player.stop()
         if self._render_cancel is not None:
             self._render_cancel.cancel()
         for thread in list(self._threads):

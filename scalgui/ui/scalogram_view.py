@@ -8,8 +8,11 @@ raster thread, the latest request wins), so zooming in re-renders detail instead
 scaling pixels up.
 
 Mouse: the wheel zooms time around the cursor (Shift+wheel: frequency), a left drag pans
-with the pan tool or paints/selects with the brush and rectangle tools, a middle drag
-always pans. Keys: ``+``/``-`` zoom, arrows pan, Home fits the whole sound.
+with the pan tool or paints/selects with the brush, rectangle and selection tools (Shift
+held: add to the pending selection; Alt or Ctrl: subtract from it), a middle drag always
+pans. A click with the pan or a selection tool, or on the waveform, places the play
+cursor. Keys: ``+``/``-`` zoom, arrows pan, Home fits the whole sound, Enter applies the
+pending selection, Escape abandons a gesture or clears the selection.
 """
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ from PyQt6.QtGui import QColor
 
 from .freq_axis import LogFrequencyAxis
 from .picture import Picture, PictureRequest, band_extent, channel_mix, envelope
-from .tools import PanTool, Tool, ToolSettings
+from .selection import Selected, Selection, SelectionOverlay
+from .tools import PanTool, SelectionTool, Tool, ToolSettings
 from .workers import RasterWorker
 
-__all__ = ["COLORMAPS", "DIFFERENCE_COLORMAP", "ScalogramView"]
+__all__ = ["COLORMAPS", "DIFFERENCE_COLORMAP", "ScalogramView", "selection_op"]
 
 #: Perceptual colour maps offered for the scalogram.
 COLORMAPS = ("magma", "inferno", "viridis", "plasma", "cividis")
@@ -35,6 +39,16 @@ REFRESH_MS = 30
 WHEEL_ZOOM_PER_NOTCH = 0.8  # view width factor for one wheel notch forward
 _OVERLAY_RGB = (120, 230, 255)
 _PLAYHEAD = QColor(255, 213, 79)
+_CURSOR = QColor(140, 220, 255, 200)
+
+
+def selection_op(modifiers) -> str:
+    """The selection operation the keyboard modifiers of a gesture ask for."""
+    if modifiers & Qt.KeyboardModifier.ShiftModifier:
+        return "add"
+    if modifiers & (Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ControlModifier):
+        return "subtract"
+    return "replace"
 
 
 def _overlay_lut() -> np.ndarray:
@@ -74,7 +88,7 @@ class _ScalogramViewBox(pg.ViewBox):
             ev.accept()
             if ev.isStart():
                 start = self.mapToView(ev.buttonDownPos(Qt.MouseButton.LeftButton))
-                tool.begin(self._owner, start.x(), start.y())
+                tool.begin(self._owner, start.x(), start.y(), selection_op(ev.modifiers()))
             if not tool.active:
                 return
             p = self.mapToView(ev.pos())
@@ -86,13 +100,23 @@ class _ScalogramViewBox(pg.ViewBox):
         super().mouseDragEvent(ev, axis)
 
     def mouseClickEvent(self, ev):
-        tool = self._owner.tool
-        if ev.button() == Qt.MouseButton.LeftButton and tool.draws and self._owner.editable:
-            ev.accept()
-            p = self.mapToView(ev.pos())
-            self._owner._emit_edit(tool.click(self._owner, p.x(), p.y()))
+        owner, tool = self._owner, self._owner.tool
+        if ev.button() != Qt.MouseButton.LeftButton or owner.document is None:
+            super().mouseClickEvent(ev)
             return
-        super().mouseClickEvent(ev)
+        ev.accept()
+        p = self.mapToView(ev.pos())
+        op = selection_op(ev.modifiers())
+        result = None
+        if tool.draws and owner.editable:
+            result = tool.click(owner, p.x(), p.y(), op)
+            owner._emit_edit(result)
+        if result is None and (not tool.draws or isinstance(tool, SelectionTool)):
+            # A plain click with the pan or a selection tool places the play cursor (and,
+            # with a selection tool, drops the selection, as in most editors).
+            if op == "replace" and isinstance(tool, SelectionTool):
+                owner.selection.clear()
+            owner.cursorPlaced.emit(min(max(float(p.x()), 0.0), owner.document.duration))
 
 
 class _OverviewViewBox(pg.ViewBox):
@@ -104,9 +128,14 @@ class _OverviewViewBox(pg.ViewBox):
         self.setMouseEnabled(x=False, y=False)
 
     def mouseClickEvent(self, ev):
-        if ev.button() == Qt.MouseButton.LeftButton:
+        owner = self._owner
+        if ev.button() == Qt.MouseButton.LeftButton and owner.document is not None:
             ev.accept()
-            self._owner.centre_on(self.mapToView(ev.pos()).x())
+            t = min(max(float(self.mapToView(ev.pos()).x()), 0.0), owner.document.duration)
+            x0, x1 = owner.visible_range()
+            if not x0 <= t <= x1:
+                owner.centre_on(t)
+            owner.cursorPlaced.emit(t)
 
     def mouseDragEvent(self, ev, axis=None):
         ev.ignore()
@@ -130,6 +159,12 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         A new picture is on screen.
     levelsChanged(low_db, high_db)
         The colour bar's range changed (dragged on the bar, or set).
+    applyRequested()
+        Enter was pressed with a pending selection.
+    cursorPlaced(t_s)
+        A click asked for the play cursor at ``t_s`` seconds.
+    statusMessage(str)
+        Something to tell the user (e.g. a subtraction from an empty selection).
     """
 
     cursorMoved = pyqtSignal(float, float, float)
@@ -137,6 +172,9 @@ class ScalogramView(pg.GraphicsLayoutWidget):
     editRequested = pyqtSignal(object)
     pictureUpdated = pyqtSignal(object)
     levelsChanged = pyqtSignal(float, float)
+    applyRequested = pyqtSignal()
+    cursorPlaced = pyqtSignal(float)
+    statusMessage = pyqtSignal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -155,6 +193,7 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         self._extent = (math.log2(20.0), math.log2(20000.0))
         self._last_request: PictureRequest | None = None
         self._syncing_region = False
+        self._suspended = False
         self.editable = True
         self.picture: Picture | None = None
         self.tool: Tool = PanTool(ToolSettings())
@@ -183,6 +222,11 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         self.playhead.setZValue(20)
         self.playhead.setVisible(False)
         self.plot.addItem(self.playhead, ignoreBounds=True)
+        self.cursor_line = pg.InfiniteLine(angle=90, movable=False,
+                                           pen=pg.mkPen(_CURSOR, width=1, style=Qt.PenStyle.DashLine))
+        self.cursor_line.setZValue(19)
+        self.cursor_line.setVisible(False)
+        self.plot.addItem(self.cursor_line, ignoreBounds=True)
 
         self.colorbar = pg.ColorBarItem(
             values=self._levels["level"], colorMap=self._colormap, label="level (dB)",
@@ -214,6 +258,10 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         self.overview_playhead = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(_PLAYHEAD, width=1.5))
         self.overview_playhead.setVisible(False)
         self.overview.addItem(self.overview_playhead, ignoreBounds=True)
+        self.overview_cursor = pg.InfiniteLine(angle=90, movable=False,
+                                               pen=pg.mkPen(_CURSOR, width=1, style=Qt.PenStyle.DashLine))
+        self.overview_cursor.setVisible(False)
+        self.overview.addItem(self.overview_cursor, ignoreBounds=True)
         layout.layout.setRowStretchFactor(0, 5)
         layout.layout.setRowStretchFactor(1, 1)
 
@@ -228,6 +276,9 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         self.overview_box.sigResized.connect(self._update_overview)
         self.region.sigRegionChanged.connect(self._region_moved)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.selection = Selection(self)
+        self._selection_overlay = SelectionOverlay(self)
+        self.selection.changed.connect(self._selection_changed)
 
     # ------------------------------------------------------------------ document
     @property
@@ -238,12 +289,15 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         """Show ``doc`` (or nothing with ``None``), fitted to the whole sound."""
         if self.tool.active:
             self.tool.cancel(self)
+        self.selection.clear()
         self._doc = doc
         self._revision += 1
         self._first_revision = self._revision  # pictures of an earlier document are dropped
         self.picture = None
         self.image.clear()
         self.overlay.clear()
+        self.set_cursor_line(None)
+        self.set_playhead(None)
         if doc is None:
             self.overview_source.setData([], [])
             self.overview_render.setData([], [])
@@ -260,7 +314,15 @@ class ScalogramView(pg.GraphicsLayoutWidget):
             return
         self._revision += 1
         if kind == "analysis":
+            before, visible = self._extent, self.visible_octaves()
             self._update_extent()
+            lo, hi = self._extent
+            y0, y1 = max(visible[0], lo), min(visible[1], hi)
+            whole = abs(visible[0] - before[0]) < 1e-6 and abs(visible[1] - before[1]) < 1e-6
+            if whole or y1 - y0 < 0.25:
+                y0, y1 = lo, hi  # whole range shown before (or nothing left of it): show all
+            self.viewbox.setYRange(y0, y1, padding=0.0)
+            self._selection_overlay.update(self.selection)
         if kind in ("render", "analysis"):
             self._update_overview()
         self.refresh()
@@ -370,6 +432,29 @@ class ScalogramView(pg.GraphicsLayoutWidget):
             if visible:
                 line.setValue(float(t))
 
+    def set_cursor_line(self, t: float | None) -> None:
+        """Show the play cursor (where playing starts) at ``t`` seconds (``None`` hides it)."""
+        visible = t is not None
+        for line in (self.cursor_line, self.overview_cursor):
+            line.setVisible(visible)
+            if visible:
+                line.setValue(float(t))
+
+    @property
+    def suspended(self) -> bool:
+        """Whether pictures and editing are paused (while the document re-analyses)."""
+        return self._suspended
+
+    def set_suspended(self, on: bool) -> None:
+        """Pause (or resume) picture requests and editing, e.g. while the document re-analyses."""
+        self._suspended = bool(on)
+        self.editable = not on
+        if on and self.tool.active:
+            self.tool.cancel(self)
+        if not on:
+            self._last_request = None
+            self.refresh()
+
     # ------------------------------------------------------------------ tools
     def set_tool(self, tool: Tool) -> None:
         if self.tool.active:
@@ -378,17 +463,42 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         self.tool = tool
         self.viewport().setCursor(tool.cursor)
 
-    def add_preview(self, item) -> None:
+    def add_preview(self, item, z: float = 15) -> None:
         """Add a tool's preview item in view coordinates (seconds, octaves)."""
-        item.setZValue(15)
+        item.setZValue(z)
         self.viewbox.addItem(item, ignoreBounds=True)
 
     def remove_preview(self, item) -> None:
         self.viewbox.removeItem(item)
 
-    def _emit_edit(self, edit) -> None:
-        if edit is not None:
-            self.editRequested.emit(edit)
+    def _emit_edit(self, result) -> None:
+        """Route what a gesture made: an edit to the window, a shape to the selection."""
+        if result is None:
+            return
+        if isinstance(result, Selected):
+            if not self.selection.combine(result.shape, result.op):
+                self.statusMessage.emit("Nothing to subtract from: select something first (drag without Alt/Ctrl)")
+            return
+        self.editRequested.emit(result)
+
+    def _selection_changed(self) -> None:
+        self._selection_overlay.update(self.selection)
+
+    def selection_bounds(self) -> tuple[float, float, float, float] | None:
+        """``(t0, t1, f0, f1)`` of the pending selection within the sound and bands, or None."""
+        if self._doc is None:
+            return None
+        lo, hi = self._extent
+        return self.selection.bounds(self._doc.duration, (2.0**lo, 2.0**hi))
+
+    def zoom_to_selection(self) -> bool:
+        """Show the pending selection's bounds; False when there is no selection."""
+        bounds = self.selection_bounds()
+        if bounds is None:
+            return False
+        t0, t1, f0, f1 = bounds
+        self.viewbox.setRange(xRange=(t0, t1), yRange=(math.log2(f0), math.log2(f1)), padding=0.0)
+        return True
 
     # ------------------------------------------------------------------ coordinates
     def visible_range(self) -> tuple[float, float]:
@@ -401,6 +511,10 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         _, (y0, y1) = self.viewbox.viewRange()
         return float(y0), float(y1)
 
+    def octave_extent(self) -> tuple[float, float]:
+        """The octave range the document's bands cover."""
+        return self._extent
+
     def units_per_pixel(self) -> tuple[float, float]:
         """Seconds and octaves per screen pixel at the current zoom."""
         (x0, x1), (y0, y1) = self.viewbox.viewRange()
@@ -411,6 +525,12 @@ class ScalogramView(pg.GraphicsLayoutWidget):
     def widget_pos(self, t: float, freq_hz: float) -> QPointF:
         """Viewport position (pixels) of time ``t`` and frequency ``freq_hz``."""
         scene = self.viewbox.mapViewToScene(QPointF(t, math.log2(freq_hz)))
+        return QPointF(self.mapFromScene(scene))
+
+    def overview_widget_pos(self, t: float) -> QPointF:
+        """Viewport position (pixels) of time ``t`` on the waveform overview, mid-height."""
+        (_, _), (y0, y1) = self.overview_box.viewRange()
+        scene = self.overview_box.mapViewToScene(QPointF(t, (y0 + y1) / 2))
         return QPointF(self.mapFromScene(scene))
 
     def view_pos(self, pos: QPointF) -> tuple[float, float]:
@@ -474,6 +594,10 @@ class ScalogramView(pg.GraphicsLayoutWidget):
             self.fit()
         elif key == Qt.Key.Key_Escape and self.tool.active:
             self.tool.cancel(self)
+        elif key == Qt.Key.Key_Escape and self.selection:
+            self.selection.clear()
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.selection:
+            self.applyRequested.emit()
         else:
             super().keyPressEvent(ev)
             return
@@ -489,6 +613,11 @@ class ScalogramView(pg.GraphicsLayoutWidget):
     def busy(self) -> bool:
         """Whether a picture is scheduled or being computed."""
         return self._timer.isActive() or self._raster.busy
+
+    @property
+    def raster_busy(self) -> bool:
+        """Whether the raster thread is computing (or about to compute) a picture."""
+        return self._raster.busy
 
     def resizeEvent(self, ev):
         super().resizeEvent(ev)
@@ -531,6 +660,8 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         )
 
     def _request_picture(self) -> None:
+        if self._suspended:
+            return
         request = self._current_request()
         if request is None or request == self._last_request:
             return

@@ -11,7 +11,7 @@ from PyQt6.QtCore import QPoint, QPointF, Qt
 from PyQt6.QtGui import QMouseEvent, QWheelEvent
 from PyQt6.QtWidgets import QApplication
 
-__all__ = ["mouse_drag", "mouse_move", "wait_for_picture", "wheel"]
+__all__ = ["mouse_click", "mouse_drag", "mouse_move", "mouse_press", "mouse_release", "wait_for_picture", "wheel"]
 
 
 def _send_mouse(widget, kind, pos: QPointF, button, buttons, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
@@ -20,10 +20,27 @@ def _send_mouse(widget, kind, pos: QPointF, button, buttons, modifiers=Qt.Keyboa
     QApplication.sendEvent(widget, event)
 
 
-def mouse_move(view, pos: QPointF) -> None:
-    """Move the mouse (no button) to viewport position ``pos``."""
-    _send_mouse(view.viewport(), QMouseEvent.Type.MouseMove, QPointF(pos), Qt.MouseButton.NoButton,
-                Qt.MouseButton.NoButton)
+def mouse_move(view, pos: QPointF, buttons=Qt.MouseButton.NoButton) -> None:
+    """Move the mouse to viewport position ``pos`` (with ``buttons`` held: part of a drag)."""
+    _send_mouse(view.viewport(), QMouseEvent.Type.MouseMove, QPointF(pos), Qt.MouseButton.NoButton, buttons)
+    QApplication.processEvents()
+
+
+def mouse_press(view, pos: QPointF, button=Qt.MouseButton.LeftButton,
+                modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """Move to viewport position ``pos`` and press ``button`` there (the start of a drag)."""
+    pos = QPointF(pos)
+    viewport = view.viewport()
+    _send_mouse(viewport, QMouseEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, modifiers)
+    _send_mouse(viewport, QMouseEvent.Type.MouseButtonPress, pos, button, button, modifiers)
+    QApplication.processEvents()
+
+
+def mouse_release(view, pos: QPointF, button=Qt.MouseButton.LeftButton,
+                  modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """Release ``button`` at viewport position ``pos``."""
+    _send_mouse(view.viewport(), QMouseEvent.Type.MouseButtonRelease, QPointF(pos), button, Qt.MouseButton.NoButton,
+                modifiers)
     QApplication.processEvents()
 
 
@@ -39,6 +56,17 @@ def mouse_drag(view, points: Iterable[QPointF], button=Qt.MouseButton.LeftButton
         _send_mouse(viewport, QMouseEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, button, modifiers)
     _send_mouse(viewport, QMouseEvent.Type.MouseButtonRelease, points[-1], button, Qt.MouseButton.NoButton,
                 modifiers)
+    QApplication.processEvents()
+
+
+def mouse_click(view, pos: QPointF, button=Qt.MouseButton.LeftButton,
+                modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """Press and release at viewport position ``pos`` without moving (a click)."""
+    pos = QPointF(pos)
+    viewport = view.viewport()
+    _send_mouse(viewport, QMouseEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, modifiers)
+    _send_mouse(viewport, QMouseEvent.Type.MouseButtonPress, pos, button, button, modifiers)
+    _send_mouse(viewport, QMouseEvent.Type.MouseButtonRelease, pos, button, Qt.MouseButton.NoButton, modifiers)
     QApplication.processEvents()
 
 

@@ -38,7 +38,15 @@ LAYER_CHOICES = (
     ("render", "Render"),
     ("difference", "Difference"),
 )
-_TOOL_LABELS = {"pan": ("Pan", "H"), "brush": ("Brush", "B"), "rectangle": ("Rectangle", "R")}
+_TOOL_LABELS = {
+    "pan": ("Pan", "H", "Drag pans; a click places the play cursor"),
+    "brush": ("Brush", "B", "Paint an edit with the current mode"),
+    "rectangle": ("Rectangle", "R", "Drag a rectangle edit (Shift: add to the selection, Alt/Ctrl: subtract)"),
+    "lasso": ("Lasso", "L", "Draw a free selection (Shift: add, Alt/Ctrl: subtract)"),
+    "time": ("Time", "T", "Select a time range at all frequencies (Shift: add, Alt/Ctrl: subtract)"),
+    "band": ("Band", "F", "Select a frequency band at all times (Shift: add, Alt/Ctrl: subtract)"),
+    "harmonic": ("Harmonic", "K", "Press on a fundamental, drag for the time extent (Shift: add, Alt/Ctrl: subtract)"),
+}
 _MODE_LABELS = {
     "attenuate": "Attenuate",
     "boost": "Boost",
@@ -55,7 +63,7 @@ def _label(text: str) -> QLabel:
 
 
 class ToolBar(QToolBar):
-    """Tool choice (Pan/Brush/Rectangle) and tool options (mode, dB, radius, hardness, feather).
+    """Tool choice and tool options (mode, dB, radius, hardness, feather, harmonics), Apply.
 
     Signals
     -------
@@ -63,6 +71,9 @@ class ToolBar(QToolBar):
         The tool picked, one of :data:`~scalgui.ui.tools.TOOLS`.
     settingsChanged()
         A value in :attr:`settings` changed.
+
+    :attr:`apply_action` (apply the pending selection with the current mode) is connected
+    by the window.
     """
 
     toolChanged = pyqtSignal(str)
@@ -76,10 +87,10 @@ class ToolBar(QToolBar):
         group = QActionGroup(self)
         group.setExclusive(True)
         for name in TOOLS:
-            text, key = _TOOL_LABELS[name]
+            text, key, tip = _TOOL_LABELS[name]
             action = QAction(text, self, checkable=True)
             action.setShortcut(QKeySequence(key))
-            action.setToolTip(f"{text} ({key})")
+            action.setToolTip(f"{text} ({key}): {tip}")
             action.triggered.connect(lambda _=False, n=name: self.toolChanged.emit(n))
             group.addAction(action)
             self.addAction(action)
@@ -97,22 +108,35 @@ class ToolBar(QToolBar):
         self.hardness = self._spin(QDoubleSpinBox(), 0.0, 1.0, settings.hardness, "", "Share of the radius at full strength")
         self.hardness.setSingleStep(0.1)
         self.feather = self._spin(QSpinBox(), 0, 200, int(settings.feather_px), " px", "Feather of selection edges")
+        self.harmonics = self._spin(QSpinBox(), 1, 64, int(settings.harmonic_count), "",
+                                    "Harmonics in a harmonic selection (the fundamental is the first)")
+        self.width_cents = self._spin(QSpinBox(), 5, 1200, int(settings.harmonic_width_cents), " ¢",
+                                      "Width of each harmonic's band, cents")
         self._gain_label = _label("by")
         self._paint_label = _label("level")
-        for label, widget in (
-            (_label("Mode"), self.mode),
-            (self._gain_label, self.gain),
-            (self._paint_label, self.paint),
-            (_label("Radius"), self.radius),
-            (_label("Hardness"), self.hardness),
-            (_label("Feather"), self.feather),
+        self._option_actions: dict[str, list[QAction]] = {}
+        for key, label, widget in (
+            ("mode", _label("Mode"), self.mode),
+            ("gain", self._gain_label, self.gain),
+            ("paint", self._paint_label, self.paint),
+            ("radius", _label("Radius"), self.radius),
+            ("hardness", _label("Hardness"), self.hardness),
+            ("feather", _label("Feather"), self.feather),
+            ("harmonics", _label("Harmonics"), self.harmonics),
+            ("width", _label("Width"), self.width_cents),
         ):
-            self.addWidget(label)
-            self.addWidget(widget)
+            self._option_actions[key] = [self.addWidget(label), self.addWidget(widget)]
+        self.addSeparator()
+        self.apply_action = QAction("Apply", self)
+        self.apply_action.setToolTip("Apply the mode to the selection (Enter); Escape clears the selection")
+        self.apply_action.setEnabled(False)
+        self.addAction(self.apply_action)
         self.mode.currentIndexChanged.connect(self._changed)
-        for spin in (self.gain, self.paint, self.radius, self.hardness, self.feather):
+        for spin in (self.gain, self.paint, self.radius, self.hardness, self.feather, self.harmonics, self.width_cents):
             spin.valueChanged.connect(self._changed)
+        self.toolChanged.connect(self._set_tool_widgets)
         self._set_mode_widgets()
+        self._set_tool_widgets("pan")
 
     @staticmethod
     def _spin(spin, low, high, value, suffix, tip):
@@ -131,6 +155,23 @@ class ToolBar(QToolBar):
     def set_mode(self, mode: str) -> None:
         self.mode.setCurrentIndex(MODES.index(mode))
 
+    def _set_tool_widgets(self, name: str) -> None:
+        """Show the options the tool uses (the bar would not fit them all)."""
+        shown = {
+            "radius": name == "brush",
+            "hardness": name == "brush",
+            "feather": name in ("rectangle", "lasso", "time", "band", "harmonic"),
+            "harmonics": name == "harmonic",
+            "width": name == "harmonic",
+        }
+        for key, visible in shown.items():
+            for action in self._option_actions[key]:
+                action.setVisible(visible)
+
+    def option_visible(self, key: str) -> bool:
+        """Whether option ``key`` (``"radius"``, ``"feather"``, ``"harmonics"``, ...) is shown."""
+        return self._option_actions[key][1].isVisible()
+
     def _set_mode_widgets(self) -> None:
         mode = self.settings.mode
         self.gain.setEnabled(mode in ("attenuate", "boost"))
@@ -144,6 +185,8 @@ class ToolBar(QToolBar):
         s.radius_px = float(self.radius.value())
         s.hardness = float(self.hardness.value())
         s.feather_px = float(self.feather.value())
+        s.harmonic_count = int(self.harmonics.value())
+        s.harmonic_width_cents = float(self.width_cents.value())
         self._set_mode_widgets()
         self.settingsChanged.emit()
 
