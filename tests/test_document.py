@@ -149,3 +149,37 @@ def test_bad_input():
         Document.from_samples(np.zeros((1, 0), np.float32), SR)
     with pytest.raises(AudioError, match="nope.wav"):
         Document.open("/nonexistent/nope.wav")
+
+
+def test_band_audio_keeps_only_the_band():
+    t = np.arange(2 * SR) / SR
+    x = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    document = Document.from_samples(x[None], SR, settings=FrameSettings(SR, 12, fmin=50.0), device="cpu")
+    low = document.band_audio(100.0, 400.0)
+    assert low.shape == (1, 2 * SR) and low.dtype == np.float32
+    spectrum = np.abs(np.fft.rfft(low[0, SR // 2 : 3 * SR // 2]))
+    freqs = np.fft.rfftfreq(SR, 1 / SR)
+    assert spectrum[np.argmin(abs(freqs - 200))] > 1000 * spectrum[np.argmin(abs(freqs - 3000))]
+    middle = low[0, SR // 2 : 3 * SR // 2]
+    assert np.sqrt(2) * middle.std() == pytest.approx(0.3, rel=0.05)
+    with pytest.raises(ValueError, match="band"):
+        document.band_audio(400.0, 100.0)
+
+
+def test_a_stale_overview_is_not_cached(doc):
+    """An overview drawn while an edit lands must not outlive the edit."""
+    original = doc._raster
+
+    def slow_raster(*args):
+        picture = original(*args)
+        if not doc.edits:
+            doc.push(Edit(Rectangle(1.0, 1.5, 300, 3000, 0.0, 0.0), "gain", -20))
+        return picture
+
+    doc._raster = slow_raster
+    doc.raster(0.0, 3.0, 100)  # drawn before the edit, finished after it
+    doc._raster = original
+    fresh = doc.raster(0.0, 3.0, 100)
+    source = doc.raster(0.0, 3.0, 100, layer="source")
+    rows = (fresh.centre_hz > 500) & (fresh.centre_hz < 2000)
+    assert np.median(source.db[rows][:, 38:48] - fresh.db[rows][:, 38:48]) > 15

@@ -88,6 +88,7 @@ class Document:
         self.device = device
         self.events = DocumentEvents()
         self._overviews: dict = {}
+        self._revision = 0
         self.events.changed.connect(self._forget_overviews)
         self._lock = threading.RLock()
         self._edits: list[Edit] = []
@@ -101,7 +102,9 @@ class Document:
         self._analyse()
 
     def _forget_overviews(self, _what: str = "") -> None:
-        self._overviews.clear()
+        with self._lock:
+            self._revision += 1
+            self._overviews.clear()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -252,19 +255,23 @@ class Document:
             key = (layer, channel, floor_db)
             with self._lock:
                 overview = self._overviews.get(key)
+                revision = self._revision
             if overview is None:
                 overview = self._raster(0.0, self.duration, OVERVIEW_WIDTH, channel, layer, floor_db)
                 with self._lock:
-                    self._overviews[key] = overview
+                    # Keep it only if nothing changed while it was drawn.
+                    if revision == self._revision:
+                        self._overviews[key] = overview
             return resample_raster(overview, start_s, end_s, width)
         return self._raster(start_s, end_s, width, channel, layer, floor_db)
 
     def _raster(self, start_s, end_s, width, channel, layer, floor_db) -> Raster:
-        coeffs, magnitudes = self.coefficients, None
-        if layer == "target" and self._edits:
-            magnitudes = self.target()
-        elif layer == "render" and self._rendered_coefficients is not None:
-            coeffs = self._rendered_coefficients
+        with self._lock:
+            coeffs, magnitudes = self.coefficients, None
+            if layer == "target" and self._edits:
+                magnitudes = self.target()
+            elif layer == "render" and self._rendered_coefficients is not None:
+                coeffs = self._rendered_coefficients
         return scalogram_raster(
             coeffs, start_s=start_s, end_s=end_s, width=width, channel=channel, floor_db=floor_db, magnitudes=magnitudes
         )
@@ -286,6 +293,39 @@ class Document:
             floor_db=-120.0,
         )
         return np.clip(10.0 ** (picture.db / 20.0), 0.0, 1.0).astype(np.float32) * (picture.db > -119.9)
+
+    def band_audio(self, f0_hz: float, f1_hz: float, *, layer: str = "source") -> np.ndarray:
+        """The source (or the last render) limited to ``f0_hz``..``f1_hz``, for listening.
+
+        The wavelet bands whose centres lie in the band keep their coefficients, the
+        others are zeroed with a one-band raised-cosine edge, and the result is
+        resynthesised through the dual frame. Returns float32 ``[channels, frames]``.
+        """
+        if not 0 <= f0_hz < f1_hz:
+            raise ValueError(f"band needs 0 <= f0 < f1, got {f0_hz} to {f1_hz} Hz")
+        with self._lock:
+            if layer == "render" and self._rendered_coefficients is not None:
+                coeffs = self._rendered_coefficients
+            elif layer in ("source", "render"):
+                coeffs = self.coefficients
+            else:
+                raise ValueError(f"band audio comes from 'source' or 'render', not {layer!r}")
+            frame = self.frame
+        table = frame.bands
+        octave = 1.0 / frame.settings.voices_per_octave
+        log_centre = np.log2(np.maximum(table.centre_hz, 1e-3))
+        lo, hi = np.log2(max(f0_hz, 1e-3)), np.log2(f1_hz)
+        outside = np.maximum(lo - log_centre, log_centre - hi)
+        weight = np.where(outside <= 0, 1.0, np.where(outside >= octave, 0.0, 0.5 + 0.5 * np.cos(np.pi * outside / octave)))
+        weight[table.kind != "wavelet"] = 0.0
+        groups = []
+        for g, tensor in enumerate(coeffs.groups):
+            members = np.flatnonzero(table.group == g)
+            w = torch.zeros(tensor.shape[-2], dtype=frame.dtype)
+            w[torch.as_tensor(table.row[members])] = torch.as_tensor(weight[members], dtype=frame.dtype)
+            groups.append(tensor * w[:, None].to(tensor.device))
+        signal = frame.synthesize(coeffs.with_groups(groups))
+        return signal.detach().to("cpu", torch.float32).numpy().reshape(self.channels, -1)
 
     # ------------------------------------------------------------------ render and export
     def render(
