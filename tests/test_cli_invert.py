@@ -58,7 +58,8 @@ def _frame_magnitudes(samples: np.ndarray, report: dict):
     from scalgui.dsp.frame import FrameSettings, WaveletFrame
 
     frame = WaveletFrame(FrameSettings(report["sample_rate"], voices_per_octave=report["voices_per_octave"],
-                                       fmin=report["fmin_hz"], oversampling=report["oversampling"]))
+                                       fmin=report["fmin_hz"], oversampling=report["oversampling"],
+                                       bandwidth_voices=report["bandwidth_voices"]))
     return frame.analyze(torch.as_tensor(samples)).magnitudes()
 
 

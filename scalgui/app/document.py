@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -158,8 +157,7 @@ class Document:
         the picture keeps the sharper frame. Edits are in seconds and Hz, so both frames
         read the same edit list.
         """
-        s = self.settings
-        return replace(s, bandwidth_voices=max(4, int(s.bandwidth_voices or s.voices_per_octave) // 2))
+        return self.settings.for_retrieval()
 
     def _analyse(self) -> None:
         self.render_frame = WaveletFrame(self.render_settings, device=self.device)

@@ -57,7 +57,8 @@ REPORT_KEYS = (
     "input", "output", "sample_rate", "channels", "frames", "duration_s", "format", "bit_depth",
     "method", "init", "loss", "momentum", "learning_rate", "seed", "iterations_requested", "iterations",
     "cancelled", "spectral_convergence_db", "multiresolution_stft_db", "seconds", "analysis_seconds",
-    "device", "voices_per_octave", "fmin_hz", "fmax_hz", "oversampling", "coefficients_per_sample",
+    "device", "voices_per_octave", "bandwidth_voices", "fmin_hz", "fmax_hz", "oversampling",
+    "coefficients_per_sample",
     "peak_dbfs", "normalised", "normalised_gain_db", "warm_start_from_true_phase", "history_db",
 )
 
@@ -125,6 +126,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fmin", type=_finite_float, default=20.0, metavar="HZ", help="lowest band centre (default 20 Hz)")
     p.add_argument("--fmax", type=_finite_float, default=None, metavar="HZ",
                    help="highest band centre (default 20 kHz, or the highest that fits below Nyquist)")
+    p.add_argument("--bandwidth-voices", type=_positive_int, default=None, metavar="B",
+                   help="atoms as wide as in a frame of B voices per octave (default: half the voices, at "
+                        "least 4: overlapping atoms make retrieval far better posed)")
     p.add_argument("--oversampling", type=_finite_float, default=1.0, metavar="X",
                    help="coefficient rate over bandwidth, >= 1 (default 1; more helps retrieval, costs time)")
     p.add_argument("--bit-depth", type=int, choices=BIT_DEPTHS, default=None, metavar="16|24|32",
@@ -378,7 +382,9 @@ def invert_file(args: argparse.Namespace) -> dict:
                            f"IN has {channels}")
     try:
         settings = FrameSettings(sample_rate, voices_per_octave=args.voices, fmin=args.fmin, fmax=args.fmax,
-                                 oversampling=args.oversampling)
+                                 oversampling=args.oversampling, bandwidth_voices=args.bandwidth_voices)
+        if args.bandwidth_voices is None:
+            settings = settings.for_retrieval()
         frame = WaveletFrame(settings, device=device)
     except ValueError as exc:
         raise CommandError(f"{path}: {_one_line(exc)}") from None
@@ -453,6 +459,7 @@ def invert_file(args: argparse.Namespace) -> dict:
         "analysis_seconds": analysis_s,
         "device": str(frame.device),
         "voices_per_octave": int(settings.voices_per_octave),
+        "bandwidth_voices": int(settings.bandwidth_voices or settings.voices_per_octave),
         "fmin_hz": float(settings.fmin),
         "fmax_hz": frame.fmax,
         "oversampling": float(settings.oversampling),
