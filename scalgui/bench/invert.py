@@ -257,7 +257,10 @@ def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, d
     from scalgui.dsp.frame import FrameSettings, WaveletFrame
     from scalgui.dsp.phase import RetrievalSettings, retrieve
 
-    frame = WaveletFrame(FrameSettings(sample_rate, **frame_options), device=device)
+    frame_settings = FrameSettings(sample_rate, **frame_options)
+    if "bandwidth_voices" not in frame_options:
+        frame_settings = frame_settings.for_retrieval()  # scalgui's default for retrieval
+    frame = WaveletFrame(frame_settings, device=device)
     target = frame.analyze(torch.as_tensor(x)).map(torch.abs)
     settings = RetrievalSettings(**retrieval_options)
     sync = torch.cuda.synchronize if frame.device.type == "cuda" else (lambda: None)
@@ -582,7 +585,7 @@ def run(args: argparse.Namespace) -> int:
             f"`SGD(lr={RECIPE_LR:g}, momentum={RECIPE_MOMENTUM:g}, nesterov=True)`, MSE until iteration "
             f"{args.iters // 2 + 1}, then L1 with the learning rate halved every 5 iterations. scalgui: "
             f"`RetrievalSettings(iterations={args.iters})` (FGLA from the gradient phase; also from a random "
-            f"phase, the recipe's kind of start) on a frame at Q={RECIPE_Q} whose wavelet centres span the "
+            f"phase, the recipe's kind of start) on a frame at Q={RECIPE_Q} (atoms as wide as at Q={RECIPE_Q // 2}: `for_retrieval()`) whose wavelet centres span the "
             "recipe's (kymatio's rate-free centres times the nominal rate; our frame's highest wavelet must also "
             "end below Nyquist, so it may stop lower), plus its lowpass and highpass atoms. Signals peak at 1. "
             "Own-domain error: the recipe's relative error of its scalogram; scalgui's spectral convergence on its "
