@@ -12,7 +12,7 @@ from PyQt6.QtCore import QPointF, QSettings, Qt
 from scalgui.app.document import Document
 from scalgui.dsp.edits import Rectangle, Stroke
 from scalgui.ui.main_window import MainWindow
-from scalgui.ui.testing import mouse_drag, wait_for_picture
+from scalgui.ui.testing import level_at, mouse_drag, screen_line, show_window, wait_for_picture
 
 
 @pytest.fixture
@@ -20,28 +20,9 @@ def window(qtbot, tmp_path, monkeypatch, stereo_music, sample_rate):
     pg.setConfigOptions(imageAxisOrder="row-major", mouseRateLimit=-1)
     monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
     w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    w.set_document(Document.from_samples(stereo_music, sample_rate, device="cpu"))
-    wait_for_picture(qtbot, w.view)
-    w.activateWindow()
-    w.view.setFocus()
+    show_window(qtbot, w, Document.from_samples(stereo_music, sample_rate, device="cpu"))
     yield w
     w.set_document(None)  # nothing left to confirm when the window is closed
-
-
-def _line(view, start, end, steps):
-    """Viewport points along a straight screen line between (t, Hz) start and end."""
-    a, b = view.widget_pos(*start), view.widget_pos(*end)
-    return [a + (b - a) * (i / steps) for i in range(steps + 1)]
-
-
-def _level_at(doc, layer, t, hz, channel="left"):
-    raster = doc.raster(t - 0.005, t + 0.005, 1, channel=channel, layer=layer)
-    row = int(np.argmin(np.abs(np.log2(raster.centre_hz) - math.log2(hz))))
-    return float(raster.db[row, 0])
 
 
 def test_brush_drag_is_one_stroke_along_the_path_that_lowers_the_target(qtbot, window):
@@ -52,7 +33,7 @@ def test_brush_drag_is_one_stroke_along_the_path_that_lowers_the_target(qtbot, w
     w.tool_bar.radius.setValue(12)
     start, end = (0.3, 400.0), (1.5, 1600.0)
     sec_px, oct_px = view.units_per_pixel()
-    mouse_drag(view, _line(view, start, end, 24))
+    mouse_drag(view, screen_line(view, start, end, 24))
 
     doc = w.document
     assert len(doc.edits) == 1 and w.undo_stack.count() == 1
@@ -77,9 +58,9 @@ def test_brush_drag_is_one_stroke_along_the_path_that_lowers_the_target(qtbot, w
     for f in (0.25, 0.5, 0.75):
         t = start[0] + f * (end[0] - start[0])
         hz = 2 ** (math.log2(start[1]) + f * (math.log2(end[1]) - math.log2(start[1])))
-        drop = _level_at(doc, "source", t, hz) - _level_at(doc, "target", t, hz)
+        drop = level_at(doc, "source", t, hz) - level_at(doc, "target", t, hz)
         assert drop == pytest.approx(20.0, abs=1.0)
-    assert _level_at(doc, "source", 1.0, 100.0) == pytest.approx(_level_at(doc, "target", 1.0, 100.0), abs=1e-3)
+    assert level_at(doc, "source", 1.0, 100.0) == pytest.approx(level_at(doc, "target", 1.0, 100.0), abs=1e-3)
 
     # The overlay shows the edit; the title says there are unrendered edits.
     wait_for_picture(qtbot, view)
@@ -90,7 +71,7 @@ def test_brush_drag_is_one_stroke_along_the_path_that_lowers_the_target(qtbot, w
 def test_undo_and_redo_with_the_keyboard(qtbot, window):
     w, view = window, window.view
     w.tool_bar.set_tool("brush")
-    mouse_drag(view, _line(view, (0.5, 300.0), (1.0, 300.0), 10))
+    mouse_drag(view, screen_line(view, (0.5, 300.0), (1.0, 300.0), 10))
     doc = w.document
     edit = doc.edits[0]
     qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
@@ -100,7 +81,7 @@ def test_undo_and_redo_with_the_keyboard(qtbot, window):
     assert w.history.model().rowCount() == 2  # "Opened" and the stroke
     # A new edit after an undo drops the redo branch, in the stack and in the document.
     qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    mouse_drag(view, _line(view, (1.2, 500.0), (1.6, 500.0), 8))
+    mouse_drag(view, screen_line(view, (1.2, 500.0), (1.6, 500.0), 8))
     assert len(doc.edits) == 1 and doc.edits[0] != edit and not doc.can_redo
     assert w.undo_stack.count() == 1
 
@@ -121,8 +102,8 @@ def test_rectangle_drag_makes_one_rectangle_edit_with_the_dragged_bounds(qtbot, 
     assert math.log2(shape.f0) == pytest.approx(math.log2(500.0), abs=oct_px)
     assert math.log2(shape.f1) == pytest.approx(math.log2(2000.0), abs=oct_px)
     assert shape.feather_s == pytest.approx(4 * sec_px)
-    inside = _level_at(w.document, "target", 1.0, 1000.0)
-    assert inside < _level_at(w.document, "source", 1.0, 1000.0) - 60
+    inside = level_at(w.document, "target", 1.0, 1000.0)
+    assert inside < level_at(w.document, "source", 1.0, 1000.0) - 60
 
 
 def test_paint_mode_adds_magnitude_where_there_was_little(qtbot, window):
@@ -130,10 +111,10 @@ def test_paint_mode_adds_magnitude_where_there_was_little(qtbot, window):
     w.tool_bar.set_tool("brush")
     w.tool_bar.set_mode("paint")
     w.tool_bar.paint.setValue(-20.0)
-    mouse_drag(view, _line(view, (0.4, 3000.0), (1.6, 6000.0), 16))
+    mouse_drag(view, screen_line(view, (0.4, 3000.0), (1.6, 6000.0), 16))
     edit = w.document.edits[0]
     assert edit.action == "paint" and edit.amount_db == -20.0
-    assert _level_at(w.document, "target", 1.0, 2 ** ((math.log2(3000) + math.log2(6000)) / 2)) > -30
+    assert level_at(w.document, "target", 1.0, 2 ** ((math.log2(3000) + math.log2(6000)) / 2)) > -30
 
 
 def test_pan_tool_drag_pans_instead_of_editing(qtbot, window):

@@ -15,7 +15,7 @@ from scalgui.app.document import Document
 from scalgui.dsp.edits import Edit, Rectangle
 from scalgui.ui import transport
 from scalgui.ui.main_window import MainWindow
-from scalgui.ui.testing import mouse_click, mouse_drag, wait_for_picture
+from scalgui.ui.testing import mouse_click, mouse_drag, show_window
 
 
 @pytest.fixture
@@ -28,14 +28,7 @@ def window(qtbot, tmp_path, monkeypatch, stereo_music, sample_rate):
     monkeypatch.setattr(transport, "default_audio_output", lambda: None)
     w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     w.errors = errors
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    w.set_document(Document.from_samples(stereo_music, sample_rate, device="cpu"))
-    wait_for_picture(qtbot, w.view)
-    w.activateWindow()
-    w.view.setFocus()
+    show_window(qtbot, w, Document.from_samples(stereo_music, sample_rate, device="cpu"))
     yield w
     w.player.stop()
     w.set_document(None)

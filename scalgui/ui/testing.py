@@ -91,3 +91,34 @@ def wait_for_picture(qtbot, view, timeout: int = 10000) -> None:
         assert picture.request == request
 
     qtbot.waitUntil(settled, timeout=timeout)
+
+
+def show_window(qtbot, window, document, size: tuple[int, int] = (1200, 800)):
+    """Show ``window`` (a MainWindow), open ``document`` in it, wait for its picture and
+    give the view the keyboard focus, as a person would find it."""
+    qtbot.addWidget(window)
+    window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    window.set_document(document)
+    wait_for_picture(qtbot, window.view)
+    window.activateWindow()
+    window.view.setFocus()
+    return window
+
+
+def screen_line(view, start, end, steps: int) -> list:
+    """Viewport points along a straight screen line between (t, Hz) ``start`` and ``end``."""
+    a, b = view.widget_pos(*start), view.widget_pos(*end)
+    return [a + (b - a) * (i / steps) for i in range(steps + 1)]
+
+
+def level_at(doc, layer: str, t: float, hz: float, channel="left") -> float:
+    """Level in dB of ``layer`` at time ``t`` (s) in the band nearest ``hz``."""
+    import math
+
+    import numpy as np
+
+    raster = doc.raster(t - 0.005, t + 0.005, 1, channel=channel, layer=layer)
+    row = int(np.argmin(np.abs(np.log2(raster.centre_hz) - math.log2(hz))))
+    return float(raster.db[row, 0])
