@@ -171,6 +171,19 @@ def run_in_fresh_process(target: str, job: dict, *, timeout: float | None = None
 # --------------------------------------------------------------------------- reporting
 
 
+def check_corpus_and_json(args: argparse.Namespace) -> tuple[Path | None, str | None]:
+    """The ``--corpus`` folder as a Path, and a message if it or ``--json``'s folder is
+    missing (``None`` when both are fine)."""
+    corpus = Path(args.corpus) if args.corpus else None
+    if corpus is not None and not corpus.is_dir():
+        return corpus, f"corpus folder '{corpus}' does not exist"
+    if args.json:
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir():
+            return corpus, f"cannot write '{args.json}': folder '{parent}' does not exist"
+    return corpus, None
+
+
 def machine_info() -> dict:
     """What the numbers were measured on. Imports torch (call it inside ``run``)."""
     import torch

@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from . import (
+    check_corpus_and_json,
     log,
     machine_info,
     markdown_table,
@@ -350,13 +351,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--repeat must be at least 1, got {repeat}")
     if args.seconds < 0.5:
         return _fail(f"--seconds must be at least 0.5, got {args.seconds:g}")
-    corpus = Path(args.corpus) if args.corpus else None
-    if corpus is not None and not corpus.is_dir():
-        return _fail(f"corpus folder '{corpus}' does not exist")
-    if args.json:
-        parent = Path(args.json).resolve().parent
-        if not parent.is_dir():
-            return _fail(f"cannot write '{args.json}': folder '{parent}' does not exist")
+    corpus, problem = check_corpus_and_json(args)
+    if problem:
+        return _fail(problem)
 
     import numpy as np
     import torch

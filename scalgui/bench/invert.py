@@ -41,7 +41,7 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from . import log, machine_info, markdown_table, write_json_atomic  # noqa: E402
+from . import check_corpus_and_json, log, machine_info, markdown_table, write_json_atomic  # noqa: E402
 
 HELP = "phase retrieval against the kymatio recipe and librosa's Griffin-Lim, and throughput"
 
@@ -543,13 +543,9 @@ def _throughput_table(rows: list[dict]) -> tuple[str, list[dict]]:
 def run(args: argparse.Namespace) -> int:
     if args.iters < 1:
         return _fail(f"--iters must be at least 1, got {args.iters}")
-    corpus = Path(args.corpus) if args.corpus else None
-    if corpus is not None and not corpus.is_dir():
-        return _fail(f"corpus folder '{corpus}' does not exist")
-    if args.json:
-        parent = Path(args.json).resolve().parent
-        if not parent.is_dir():
-            return _fail(f"cannot write '{args.json}': folder '{parent}' does not exist")
+    corpus, problem = check_corpus_and_json(args)
+    if problem:
+        return _fail(problem)
     if args.max_seconds is not None and not args.max_seconds > 0:
         return _fail("--max-seconds must be positive")
     throughput_seconds = args.throughput_seconds or THROUGHPUT_SECONDS
