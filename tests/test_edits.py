@@ -140,3 +140,27 @@ def test_touched_spans_and_validation():
         Lasso(((0, 100), (1, 100)))
     with pytest.raises(ValueError, match="add"):
         Combined(((Band(1, 2), "xor"),))
+
+
+def test_paint_reaches_neighbouring_bands_as_a_partial_would(analysed):
+    """A thin stroke between two band centres gives each the response a sinusoid would."""
+    frame, coeffs = analysed
+    silent = coeffs.map(torch.zeros_like)
+    k = band_index(frame, 1000.0)
+    f = float(np.sqrt(frame.bands.centre_hz[k] * frame.bands.centre_hz[k + 1]))  # between k and k+1
+    stroke = Stroke(((0.5, f), (1.5, f)), radius_s=0.05, radius_oct=1 / 96, hardness=1.0)
+    target = apply_edits(silent, [Edit(stroke, "paint", -6.0)])
+    level = 10 ** (-6 / 20)
+    edges = np.array([f * 2 ** (-1 / 96), f * 2 ** (1 / 96)])
+    for band in (k - 1, k, k + 1, k + 2):
+        times = coeffs.times(band)
+        middle = (times > 0.8) & (times < 1.2)
+        # Between a sinusoid at the stroke's centre and one at its nearest edge.
+        low = level * frame.atom_response(band, np.array([f]))[0]
+        high = level * frame.atom_response(band, edges).max()
+        got = target.band(band)[..., middle]
+        assert float(got.min()) >= low * 0.999 and float(got.max()) <= high * 1.001
+        assert float(got.std()) < 1e-6  # steady along the stroke
+    # The two bands around the stroke see it about equally: no staircase.
+    a, b = (float(target.band(j)[..., (coeffs.times(j) > 0.8) & (coeffs.times(j) < 1.2)].mean()) for j in (k, k + 1))
+    assert a == pytest.approx(b, rel=0.05)

@@ -33,6 +33,7 @@ __all__ = [
     "ACTIONS",
     "apply_edits",
     "edit_weights",
+    "paint_weights",
     "touched_spans",
 ]
 
@@ -360,6 +361,34 @@ def edit_weights(coeffs: Coefficients, edit: Edit):
             yield int(table.group[k]), int(table.row[k]), index, w
 
 
+def paint_weights(coeffs: Coefficients, edit: Edit):
+    """Like :func:`edit_weights`, for painting: what each band would see of the painted
+    shape if it were sound.
+
+    A band's weight is the largest, over frequencies within three widths of its centre,
+    of the shape's weight there times the band's own response to a sinusoid at that
+    frequency. A thin stroke between two band centres so reaches both at the level a real
+    partial would, instead of a staircase of whole bands that no signal can produce.
+    """
+    frame = coeffs.frame
+    table = frame.bands
+    span = edit.span()
+    steps = np.linspace(-3.0, 3.0, 25)
+    for k in table.wavelet_indices:
+        index, times = _band_slice(coeffs, int(k), span)
+        if index.stop <= index.start:
+            continue
+        freqs = table.centre_hz[k] + steps * table.sigma_hz[k]
+        freqs = freqs[freqs > 0]
+        response = frame.atom_response(int(k), freqs)
+        w = np.zeros(len(times))
+        for f, a in zip(freqs, response):
+            if a > 0:
+                w = np.maximum(w, edit.shape.weights(times, float(f)) * a)
+        if np.any(w > 0):
+            yield int(table.group[k]), int(table.row[k]), index, w
+
+
 def apply_edits(
     original: Coefficients, edits: Sequence[Edit], *, onto: Coefficients | None = None
 ) -> Coefficients:
@@ -383,7 +412,8 @@ def apply_edits(
     source = original.magnitudes()
     target = [m.clone() for m in (onto.groups if onto is not None else source)]
     for edit in edits:
-        for g, r, index, w in edit_weights(original, edit):
+        weights = paint_weights if edit.action == "paint" else edit_weights
+        for g, r, index, w in weights(original, edit):
             weight = torch.as_tensor(w, dtype=target[g].dtype, device=target[g].device)
             current = target[g][..., r, index]
             if edit.action == "gain":
