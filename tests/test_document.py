@@ -183,3 +183,27 @@ def test_a_stale_overview_is_not_cached(doc):
     source = doc.raster(0.0, 3.0, 100, layer="source")
     rows = (fresh.centre_hz > 500) & (fresh.centre_hz < 2000)
     assert np.median(source.db[rows][:, 38:48] - fresh.db[rows][:, 38:48]) > 15
+
+
+def test_quick_preview_hears_the_edit_without_changing_the_document(doc):
+    import time
+
+    doc.push(Edit(Rectangle(1.0, 1.5, 200, 4000, feather_s=0.02), "erase"))
+    started = time.perf_counter()
+    start_s, audio = doc.preview(iterations=4)
+    assert time.perf_counter() - started < 5.0
+    assert doc.rendered is None and doc.unrendered_edits  # nothing committed
+    assert start_s == pytest.approx(0.98, abs=1e-3) and audio.shape[0] == doc.channels
+    assert audio.shape[1] == pytest.approx(0.54 * SR, abs=2)
+    inside = audio[:, int(0.2 * SR) : int(0.4 * SR)]  # 1.18..1.38 s
+    first = int(round(start_s * SR)) + int(0.2 * SR)
+    source = doc.samples[:, first : first + inside.shape[1]]
+    spectrum = lambda a: np.abs(np.fft.rfft(a.mean(0)))
+    freqs = np.fft.rfftfreq(inside.shape[1], 1 / SR)
+    band = (freqs > 400) & (freqs < 2000)
+    # Four warm-started iterations already take the erased band well down (a full render
+    # goes further: see test_render_realises_a_rectangle_cut_and_keeps_the_rest).
+    drop_db = 10 * np.log10((spectrum(source)[band] ** 2).sum() / (spectrum(inside)[band] ** 2).sum())
+    assert drop_db > 10
+    with pytest.raises(ValueError, match="outside"):
+        doc.preview((10.0, 11.0))

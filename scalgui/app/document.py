@@ -24,7 +24,7 @@ import torch
 from psygnal import Signal
 
 from ..audio import SaveReport, load_audio, save_audio
-from ..dsp.edits import Edit, apply_edits, edit_weights, touched_spans
+from ..dsp.edits import Edit, TimeRange as _TimeShape, apply_edits, edit_weights, touched_spans
 from ..dsp.frame import Coefficients, FrameSettings, WaveletFrame
 from ..dsp.phase import CancelToken, RetrievalProgress, RetrievalResult, RetrievalSettings, rerender_spans
 from ..dsp.raster import Raster, resample_raster, scalogram_raster
@@ -370,6 +370,45 @@ class Document:
             self.unsaved = True
         self.events.changed.emit("render")
         return result
+
+    def preview(
+        self,
+        span: tuple[float, float] | None = None,
+        *,
+        iterations: int = 4,
+        cancel: CancelToken | None = None,
+    ) -> tuple[float, np.ndarray]:
+        """A quick listen to an edit before the real render: ``(start_s, samples)``.
+
+        Re-inverts ``span`` (default: the last edit's) with a few warm-started
+        iterations and returns that stretch of audio, float32 ``[channels, frames]``,
+        starting at ``start_s`` seconds. Nothing in the document changes; a render
+        afterwards refines the same span properly.
+        """
+        with self._lock:
+            if span is None:
+                if not self._edits:
+                    raise ValueError("nothing to preview: there are no edits")
+                spans = touched_spans([self._edits[-1]], self.duration)
+            else:
+                spans = touched_spans([Edit(_TimeShape(*span))], self.duration)
+            if not spans:
+                raise ValueError(f"the span {span} lies outside the sound (0 to {self.duration:.3f} s)")
+            base = self.rendered if self.rendered is not None else self.samples
+            edits = list(self._edits)
+            frame = self.render_frame
+        lo_s, hi_s = spans[0]
+
+        def local_target(window: Coefficients) -> Coefficients:
+            source = frame.analyze(torch.from_numpy(self.samples[:, window.offset : window.offset + window.length]))
+            source.offset = window.offset
+            return apply_edits(source, edits)
+
+        settings = RetrievalSettings(method="fgla", init="original", iterations=int(iterations))
+        result = rerender_spans(frame, torch.from_numpy(base), [(lo_s, hi_s)], local_target, settings, cancel=cancel)
+        lo, hi = int(lo_s * self.sample_rate), int(np.ceil(hi_s * self.sample_rate))
+        audio = result.signal[..., lo:hi].detach().to("cpu", torch.float32).numpy().reshape(self.channels, -1)
+        return lo / self.sample_rate, audio
 
     def export(
         self,
