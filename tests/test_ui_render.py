@@ -102,6 +102,7 @@ def test_export_round_trip(qtbot, window, tmp_path, monkeypatch):
     out = tmp_path / "out.flac"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "FLAC (*.flac)"))
     w.export_action.trigger()  # renders the pending edit in the worker first, then writes
+    w.export_options_dialog.accept()
     qtbot.waitUntil(out.exists, timeout=60000)
     doc = w.document
     audio = load_audio(out)
@@ -117,6 +118,7 @@ def test_export_refuses_to_overwrite_the_source(qtbot, window, tmp_path, monkeyp
     w.document.path = source
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(source), "WAV (*.wav)"))
     w.export_action.trigger()
+    w.export_options_dialog.accept()
     assert w.errors and "source.wav" in " ".join(w.errors[0])
     assert source.read_bytes() == b""
 

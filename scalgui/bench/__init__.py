@@ -42,6 +42,7 @@ __all__ = [
 BENCHMARKS: dict[str, str] = {
     "analyze": "scalgui.bench.analyze",
     "invert": "scalgui.bench.invert",
+    "editor": "scalgui.bench.editor",
 }
 
 _RESULT_MARK = "@@SCALGUI-BENCH-RESULT@@"

@@ -28,6 +28,7 @@ from PyQt6.QtWidgets import (
 from .analysis_dialog import AnalysisSettingsDialog
 from .commands import push_edit
 from .convergence import ConvergencePlot
+from .export_dialog import ExportOptionsDialog
 from .freq_axis import note_name
 from .scalogram_view import COLORMAPS, ScalogramView
 from .toolbars import DisplayBar, ToolBar
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
 
     documentChanged = pyqtSignal(object)
     renderFinished = pyqtSignal(object)
+    previewFinished = pyqtSignal(object)  # (start_s, samples, seconds)
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -94,6 +96,10 @@ class MainWindow(QMainWindow):
         self._after_render = None
         self._analysis_job = None
         self.last_render = None
+        self._preview_job = None
+        self._preview_cancel = None
+        self.last_preview = None
+        self.export_options_dialog: ExportOptionsDialog | None = None
         self.settings_dialog: AnalysisSettingsDialog | None = None
         self.play_cursor = 0.0
         self._resume_s: float | None = None
@@ -204,6 +210,13 @@ class MainWindow(QMainWindow):
                                                    tip="Drop the pending selection (Escape in the view)")
         for action in (self.apply_selection_action, self.clear_selection_action):
             edit_menu.addAction(action)
+        edit_menu.addSeparator()
+        self.preview_action = self._action("&Preview", self._preview_toggled, "P", checkable=True,
+                                           tip="After each edit, play a quick preview of the edited span")
+        self.preview_action.setToolTip("Play a quick preview after each edit (P)")
+        edit_menu.addAction(self.preview_action)
+        self.tool_bar.addSeparator()
+        self.tool_bar.addAction(self.preview_action)
 
         view_menu = menu.addMenu("&View")
         self.zoom_in_action = self._action("Zoom &In", lambda: self.view.zoom_time(1 / 1.5), ["Ctrl+=", "Ctrl++"])
@@ -334,6 +347,7 @@ class MainWindow(QMainWindow):
             self._bridge.detach()
             self._bridge = None
         self.undo_stack.clear()
+        self.cancel_preview()
         self.player.stop()
         self.document = doc
         self.last_render = None
@@ -416,6 +430,88 @@ class MainWindow(QMainWindow):
         if self.document is None:
             return
         push_edit(self.undo_stack, self.document, edit)
+        if self.preview_action.isChecked():
+            self.start_preview()
+
+    # ------------------------------------------------------------------ quick preview
+    @property
+    def previewing(self) -> bool:
+        return self._preview_job is not None
+
+    def _preview_toggled(self, on: bool) -> None:
+        if not on:
+            self.cancel_preview()
+        self.statusBar().showMessage("Preview on: each edit is played at once" if on else "Preview off", 4000)
+
+    def cancel_preview(self) -> None:
+        """Drop a preview still being computed (its result is ignored)."""
+        if self._preview_cancel is not None:
+            self._preview_cancel.cancel()
+        self._preview_cancel = None
+        self._preview_job = None
+
+    def start_preview(self) -> bool:
+        """Re-invert the last edit's span quickly in a worker, then play it (the document is unchanged)."""
+        doc = self.document
+        if doc is None or not doc.edits:
+            return False
+        import time
+
+        from scalgui.dsp.phase import CancelToken
+
+        self.cancel_preview()
+        cancel = CancelToken()
+        self._preview_cancel = cancel
+        started = time.perf_counter()
+
+        def job(_progress):
+            start_s, samples = doc.preview(cancel=cancel)
+            return start_s, samples, time.perf_counter() - started
+
+        worker = Worker(job)
+        worker.finished.connect(lambda result, c=cancel, d=doc: self._preview_finished(result, c, d))
+        worker.failed.connect(lambda exc, c=cancel: self._preview_failed(exc, c))
+        self._preview_job = (worker, self._keep(start_worker(worker)))
+        self.statusBar().showMessage("Preview…")
+        return True
+
+    def _preview_finished(self, result, cancel, doc) -> None:
+        if cancel is not self._preview_cancel or cancel.cancelled or doc is not self.document:
+            return  # superseded by a newer edit, cancelled, or another document
+        self._preview_job = None
+        self._preview_cancel = None
+        start_s, samples, seconds = result
+        self.last_preview = result
+        self.play_preview(start_s, samples)
+        self.statusBar().showMessage(f"preview ready in {seconds:.1f} s", 8000)
+        self.previewFinished.emit(result)
+
+    def _preview_failed(self, exc: Exception, cancel) -> None:
+        if cancel is not self._preview_cancel:
+            return
+        self._preview_job = None
+        self._preview_cancel = None
+        self.statusBar().showMessage(f"Preview failed: {type(exc).__name__}: {exc}", 8000)
+
+    def play_preview(self, start_s: float, samples) -> None:
+        """Play ``samples`` [channels, frames] as the stretch of the sound from ``start_s``; the
+        playhead moves over that span and playing stops at its end."""
+        import numpy as np
+
+        doc = self.document
+        if doc is None:
+            return
+        samples = np.asarray(samples, dtype=np.float32)
+        lo = round(start_s * doc.sample_rate)
+        # Silence before the span (zeros cost no memory until touched): positions stay
+        # seconds in the sound, and the player stops where the span ends.
+        buffer = np.zeros((samples.shape[0], lo + samples.shape[1]), dtype=np.float32)
+        buffer[:, lo:] = samples
+        self.player.stop()
+        self._resume_s = None
+        self.player.set_audio(buffer, doc.sample_rate)
+        self._last_play_position = None
+        self.player.play(lo / doc.sample_rate)
 
     # ------------------------------------------------------------------ selection
     def apply_selection(self) -> bool:
@@ -776,14 +872,20 @@ class MainWindow(QMainWindow):
         path = Path(path)
         if not path.suffix and chosen in EXPORT_FILTERS:
             path = path.with_suffix(EXPORT_FILTERS[chosen])
-        self.export_to(path)
+        dialog = ExportOptionsDialog(path, self)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.accepted.connect(lambda d=dialog, p=path: self.export_to(p, **d.options()))
+        self.export_options_dialog = dialog
+        dialog.open()
 
-    def export_to(self, path: str | Path) -> None:
-        """Export to ``path``: render pending edits first (in the worker), then write."""
+    def export_to(self, path: str | Path, *, bit_depth: int | None = None, quality: str | None = None) -> None:
+        """Export to ``path`` (with ``bit_depth`` / ``quality``, None: the format's default):
+        render pending edits first (in the worker), then write."""
         doc = self.document
         if doc is None:
             return
         path = Path(path)
+        options = {"bit_depth": bit_depth, "quality": quality}
         if doc.unrendered_edits:
             if self.rendering:
                 self.statusBar().showMessage("A render is running; export again when it has finished", 6000)
@@ -793,21 +895,22 @@ class MainWindow(QMainWindow):
                 if result.cancelled:
                     self.statusBar().showMessage("Export cancelled with the render", 6000)
                 else:
-                    self._write(path)
+                    self._write(path, **options)
 
             self.start_render(then)
             return
-        self._write(path)
+        self._write(path, **options)
 
-    def _write(self, path: Path, clip: str = "error") -> None:
+    def _write(self, path: Path, clip: str = "error", *, bit_depth: int | None = None,
+               quality: str | None = None) -> None:
         from scalgui.audio import AudioError, ClippingError
 
         doc = self.document
         try:
-            report = doc.export(path, clip=clip, render_first=False)
+            report = doc.export(path, clip=clip, render_first=False, bit_depth=bit_depth, quality=quality)
         except ClippingError as exc:
             if self.ask("Export would clip", f"{exc}\n\nNormalise the peak to -0.1 dBFS and export?"):
-                self._write(path, clip="normalize")
+                self._write(path, clip="normalize", bit_depth=bit_depth, quality=quality)
             return
         except (AudioError, OSError, ValueError) as exc:
             self.show_error("Export failed", f"Could not write {path.name}.", str(exc))
@@ -880,6 +983,7 @@ class MainWindow(QMainWindow):
         self.player.stop()
         if self._render_cancel is not None:
             self._render_cancel.cancel()
+        self.cancel_preview()
         for thread in list(self._threads):
             thread.quit()
             thread.wait()

@@ -605,9 +605,12 @@ class ScalogramView(pg.GraphicsLayoutWidget):
 
     # ------------------------------------------------------------------ pictures
     def refresh(self) -> None:
-        """Ask for a new picture soon (at most one request per REFRESH_MS)."""
-        if not self._timer.isActive():
-            self._timer.start()
+        """Ask for a new picture: at once after a pause, then at most one request per
+        REFRESH_MS while changes keep coming (the timer's end asks for the last state)."""
+        if self._timer.isActive():
+            return
+        self._request_picture()
+        self._timer.start()
 
     @property
     def busy(self) -> bool:
