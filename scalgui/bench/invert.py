@@ -235,7 +235,7 @@ def _recipe(x, iterations: int) -> dict:
     with torch.no_grad():
         error = (scalogram(estimate) / div - target).norm() / target.norm()
     result = estimate.detach().numpy()
-    from scalgui.commands.invert import multiresolution_stft_db
+    from scalgui.dsp.metrics import multiresolution_stft_convergence_db as multiresolution_stft_db
 
     return {
         "seconds": seconds,
@@ -253,7 +253,7 @@ def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, d
     """scalgui's retrieval from ``x``'s magnitudes; timed is ``retrieve`` alone."""
     import torch
 
-    from scalgui.commands.invert import multiresolution_stft_db
+    from scalgui.dsp.metrics import multiresolution_stft_convergence_db as multiresolution_stft_db
     from scalgui.dsp.frame import FrameSettings, WaveletFrame
     from scalgui.dsp.phase import RetrievalSettings, retrieve
 
@@ -308,7 +308,7 @@ def _griffinlim(x, n_fft: int, iterations: int) -> dict:
     import librosa
     import numpy as np
 
-    from scalgui.commands.invert import multiresolution_stft_db
+    from scalgui.dsp.metrics import multiresolution_stft_convergence_db as multiresolution_stft_db
 
     hop = n_fft // 4
     magnitudes = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop))
@@ -323,7 +323,7 @@ def _ours_in_time(x, sample_rate: float, budget_s: float, cap: int) -> dict:
     """Ours (defaults) at the number of iterations that fits in ``budget_s`` seconds."""
     import torch
 
-    from scalgui.commands.invert import multiresolution_stft_db
+    from scalgui.dsp.metrics import multiresolution_stft_convergence_db as multiresolution_stft_db
     from scalgui.dsp.frame import FrameSettings, WaveletFrame
     from scalgui.dsp.phase import RetrievalSettings, retrieve
 

@@ -38,7 +38,7 @@ from scalgui.cli import (
     _write_text_atomic,
 )
 
-__all__ = ["HELP", "REPORT_KEYS", "add_arguments", "add_parser", "invert_file", "multiresolution_stft_db", "run"]
+__all__ = ["HELP", "REPORT_KEYS", "add_arguments", "add_parser", "invert_file", "run"]
 
 HELP = "resynthesise a sound file from its scalogram magnitudes alone (phase retrieval)"
 
@@ -196,69 +196,6 @@ def _finite(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def multiresolution_stft_db(estimate, reference, *, fft_sizes=None, chunk_frames: int = 4096) -> float:
-    """:func:`scalgui.dsp.metrics.multiresolution_stft_convergence_db`, in bounded memory.
-
-    The same value (Hann windows, hop a quarter of the FFT size, centred frames with
-    reflection padding, pooled over channels, mean of the dB values), accumulated over
-    chunks of ``chunk_frames`` STFT frames so that minutes of audio do not need the whole
-    STFT in memory. Signals no longer than half the largest FFT size, which reflection
-    padding cannot handle, are first zero-padded by that much on both sides.
-
-    Parameters
-    ----------
-    estimate, reference : array [shape=(..., n_samples)]
-        Signals of equal shape (numpy or torch).
-    fft_sizes : sequence of int, optional
-        Default :data:`scalgui.dsp.metrics.MR_STFT_SIZES` (256, 1024, 4096).
-
-    Returns
-    -------
-    float
-        Mean spectral convergence in dB (lower is closer).
-    """
-    import numpy as np
-    import torch
-
-    from scalgui.dsp.metrics import MR_STFT_SIZES
-
-    sizes = tuple(int(s) for s in (fft_sizes or MR_STFT_SIZES))
-
-    def rows(signal) -> torch.Tensor:
-        t = signal.detach() if torch.is_tensor(signal) else torch.as_tensor(np.asarray(signal, dtype=np.float32))
-        return t.to("cpu", torch.float64).reshape(-1, t.shape[-1])
-
-    y, x = rows(estimate), rows(reference)
-    if y.shape != x.shape:
-        raise ValueError(f"signals differ in shape: {tuple(y.shape)} and {tuple(x.shape)}")
-    if x.shape[-1] <= max(sizes) // 2:
-        pad = max(sizes) // 2
-        x = torch.nn.functional.pad(x, (pad, pad))
-        y = torch.nn.functional.pad(y, (pad, pad))
-    n = x.shape[-1]
-    values = []
-    for size in sizes:
-        hop = size // 4
-        window = torch.hann_window(size, dtype=torch.float64)
-        half = size // 2
-        xp = torch.nn.functional.pad(x[:, None], (half, half), mode="reflect")[:, 0]
-        yp = torch.nn.functional.pad(y[:, None], (half, half), mode="reflect")[:, 0]
-        frames = 1 + (n + 2 * half - size) // hop
-        error = energy = 0.0
-        for start in range(0, frames, chunk_frames):
-            stop = min(start + chunk_frames, frames)
-            lo, hi = start * hop, (stop - 1) * hop + size
-            sx = torch.stft(xp[:, lo:hi], size, hop_length=hop, window=window, center=False,
-                            return_complex=True).abs()
-            sy = torch.stft(yp[:, lo:hi], size, hop_length=hop, window=window, center=False,
-                            return_complex=True).abs()
-            error += float(((sy - sx) ** 2).sum())
-            energy += float((sx**2).sum())
-        ratio = math.sqrt(error) / max(math.sqrt(energy), 1e-30)
-        values.append(20.0 * math.log10(max(ratio, 1e-15)))
-    return float(np.mean(values))
 
 
 class _ProgressReport:
@@ -421,7 +358,9 @@ def invert_file(args: argparse.Namespace) -> dict:
         raise CommandError(f"retrieval diverged (non-finite samples) with --method {retrieval.method}; "
                            "try a smaller --lr or the fgla method")
     peak = float(np.max(np.abs(signal)))
-    mr_stft_db = multiresolution_stft_db(signal, audio.samples)
+    from scalgui.dsp.metrics import multiresolution_stft_convergence_db
+
+    mr_stft_db = multiresolution_stft_convergence_db(signal, audio.samples)
     written = signal
     gain_db = 0.0
     if peak > 1.0:

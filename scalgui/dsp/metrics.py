@@ -29,41 +29,62 @@ def spectral_convergence_db(estimate: Sequence[torch.Tensor], target: Sequence[t
 
 
 def multiresolution_stft_convergence_db(
-    estimate: np.ndarray | torch.Tensor,
-    reference: np.ndarray | torch.Tensor,
-    *,
-    fft_sizes: Sequence[int] = MR_STFT_SIZES,
+    estimate, reference, *, fft_sizes: Sequence[int] | None = None, chunk_frames: int = 4096
 ) -> float:
     """Spectral convergence between two signals' STFT magnitudes, averaged over resolutions.
 
     A measure neither a wavelet-domain nor an STFT-domain phase retrieval optimises
-    directly: for each FFT size (Hann window, hop a quarter of the size) it computes
-    ``20 log10(|| |S y| - |S x| ||_F / || |S x| ||_F)`` and averages the dB values.
+    directly: for each FFT size, ``20 log10(|| |S y| - |S x| ||_F / || |S x| ||_F)`` (Hann
+    windows, hop a quarter of the FFT size, centred frames with
+    reflection padding, pooled over channels, mean of the dB values), accumulated over
+    chunks of ``chunk_frames`` STFT frames so that minutes of audio do not need the whole
+    STFT in memory. Signals no longer than half the largest FFT size, which reflection
+    padding cannot handle, are first zero-padded by that much on both sides.
 
     Parameters
     ----------
     estimate, reference : array [shape=(..., n_samples)]
-        Signals of equal shape (leading dimensions, e.g. channels, are pooled).
-    fft_sizes : sequence of int
-        FFT sizes, in samples.
+        Signals of equal shape (numpy or torch).
+    fft_sizes : sequence of int, optional
+        Default :data:`MR_STFT_SIZES` (256, 1024, 4096).
 
     Returns
     -------
     float
-        Mean spectral convergence in dB.
+        Mean spectral convergence in dB (lower is closer).
     """
-    y = torch.as_tensor(np.asarray(estimate, dtype=np.float32) if not torch.is_tensor(estimate) else estimate)
-    x = torch.as_tensor(np.asarray(reference, dtype=np.float32) if not torch.is_tensor(reference) else reference)
+    sizes = tuple(int(s) for s in (fft_sizes or MR_STFT_SIZES))
+
+    def rows(signal) -> torch.Tensor:
+        t = signal.detach() if torch.is_tensor(signal) else torch.as_tensor(np.asarray(signal, dtype=np.float32))
+        return t.to("cpu", torch.float64).reshape(-1, t.shape[-1])
+
+    y, x = rows(estimate), rows(reference)
     if y.shape != x.shape:
         raise ValueError(f"signals differ in shape: {tuple(y.shape)} and {tuple(x.shape)}")
-    y = y.detach().to("cpu", torch.float64).reshape(-1, y.shape[-1])
-    x = x.detach().to("cpu", torch.float64).reshape(-1, x.shape[-1])
+    if x.shape[-1] <= max(sizes) // 2:
+        pad = max(sizes) // 2
+        x = torch.nn.functional.pad(x, (pad, pad))
+        y = torch.nn.functional.pad(y, (pad, pad))
+    n = x.shape[-1]
     values = []
-    for size in fft_sizes:
+    for size in sizes:
+        hop = size // 4
         window = torch.hann_window(size, dtype=torch.float64)
-        def mag(s):
-            return torch.stft(s, size, hop_length=size // 4, window=window, center=True, return_complex=True).abs()
-        sx, sy = mag(x), mag(y)
-        ratio = (sy - sx).norm() / sx.norm().clamp_min(1e-30)
-        values.append(20.0 * math.log10(max(float(ratio), 1e-15)))
+        half = size // 2
+        xp = torch.nn.functional.pad(x[:, None], (half, half), mode="reflect")[:, 0]
+        yp = torch.nn.functional.pad(y[:, None], (half, half), mode="reflect")[:, 0]
+        frames = 1 + (n + 2 * half - size) // hop
+        error = energy = 0.0
+        for start in range(0, frames, chunk_frames):
+            stop = min(start + chunk_frames, frames)
+            lo, hi = start * hop, (stop - 1) * hop + size
+            sx = torch.stft(xp[:, lo:hi], size, hop_length=hop, window=window, center=False,
+                            return_complex=True).abs()
+            sy = torch.stft(yp[:, lo:hi], size, hop_length=hop, window=window, center=False,
+                            return_complex=True).abs()
+            error += float(((sy - sx) ** 2).sum())
+            energy += float((sx**2).sum())
+        ratio = math.sqrt(error) / max(math.sqrt(energy), 1e-30)
+        values.append(20.0 * math.log10(max(ratio, 1e-15)))
     return float(np.mean(values))
