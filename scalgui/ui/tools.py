@@ -13,6 +13,7 @@ and the selection operation the modifiers held at the start ask for.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import pyqtgraph as pg
@@ -321,7 +322,7 @@ class RectangleTool(Tool):
             self._preview = None
 
 
-class SelectionTool(Tool):
+class SelectionTool(Tool, ABC):
     """A drag makes a shape for the pending selection (replace, add or subtract).
 
     Subclasses say which shape a drag from the start point to ``(t, y)`` makes
@@ -390,8 +391,9 @@ class SelectionTool(Tool):
         """Whether a drag by ``dt`` seconds and ``dy`` octaves is more than a click."""
         return abs(dt) >= self.min_drag_px * self._unit[0] or abs(dy) >= self.min_drag_px * self._unit[1]
 
+    @abstractmethod
     def shape_for(self, view, t: float, y: float):
-        raise NotImplementedError
+        """The shape (seconds, Hz) dragged from the press point to ``(t, y)``."""
 
 
 class TimeRangeTool(SelectionTool):
