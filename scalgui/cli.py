@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -91,17 +90,9 @@ def _check_output(path: str | None) -> Path | None:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from scalgui.atomic import write_atomic
+
+    write_atomic(path, lambda handle: handle.write(text))
 
 
 class _Progress:

@@ -8,11 +8,12 @@ and worker threads, with or without a display.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .atomic import write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from scalgui.dsp.raster import Raster
@@ -58,18 +59,7 @@ def band_edges_hz(centre_hz: np.ndarray) -> np.ndarray:
 
 
 def _atomic_savefig(fig, path: Path, dpi: float) -> None:
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi), binary=True)
 
 
 def scalogram_figure(

@@ -167,7 +167,8 @@ def _prepare(path: Path, samples, sr: int, spec: WriteFormat) -> np.ndarray:
     return x
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name the same file (also when one does not exist yet)."""
     try:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
@@ -185,7 +186,7 @@ def _destination(path: Path, overwrite, source_path) -> Path:
     if not final.parent.is_dir():
         raise AudioWriteError(path, f"folder '{final.parent}' does not exist",
                               errno=errno_mod.ENOENT)
-    if source_path is not None and _same_file(final, Path(source_path)) and overwrite != "source":
+    if source_path is not None and same_file(final, Path(source_path)) and overwrite != "source":
         raise WouldOverwriteSource(path, f"would overwrite the source file '{source_path}'; "
                                    "save under another name, or pass overwrite='source' to "
                                    "replace the original")

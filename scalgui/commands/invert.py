@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import threading
 import time
@@ -156,15 +155,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 # --------------------------------------------------------------------------- helpers
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
-
-
 def _output_format(out: Path, bit_depth: int | None):
     """The output's format, checked before any work; raises CommandError."""
     from scalgui.audio import SUPPORTED_WRITE_FORMATS
@@ -282,6 +272,7 @@ def invert_file(args: argparse.Namespace) -> dict:
     import torch
 
     from scalgui.audio import AudioError, audio_info, load_audio, save_audio
+    from scalgui.audio.save import same_file
     from scalgui.dsp.frame import FrameSettings, WaveletFrame, resolve_device
     from scalgui.dsp.phase import RetrievalSettings, retrieve
 
@@ -289,9 +280,9 @@ def invert_file(args: argparse.Namespace) -> dict:
     out = _check_output(args.output)
     report_path = _check_output(args.report)
     path = _resolve_input(args.input)
-    if _same_file(out, path):
+    if same_file(out, path):
         raise CommandError(f"cannot write '{out}': it is the input file; choose another output name")
-    if report_path is not None and (_same_file(report_path, path) or _same_file(report_path, out)):
+    if report_path is not None and (same_file(report_path, path) or same_file(report_path, out)):
         raise CommandError(f"cannot write the report to '{report_path}': it is the input or the output file")
     spec = _output_format(out, args.bit_depth)
     options = {"method": args.method, "iterations": args.iters, "init": args.init, "loss": args.loss,
