@@ -81,7 +81,7 @@ def test_invert_writes_audio_and_a_report_that_holds(tmp_path, wav, stereo_signa
     assert REQUIRED_KEYS <= set(report) and tuple(report) == REPORT_KEYS
     assert (report["sample_rate"], report["channels"], report["frames"]) == (SR, 2, stereo_signal.shape[1])
     assert report["iterations"] == report["iterations_requested"] == 12 and len(report["history_db"]) == 12
-    assert (report["method"], report["init"], report["loss"], report["device"]) == ("fgla", "gradient", "l2", "cpu")
+    assert (report["method"], report["init"], report["loss"], report["device"]) == ("fgla", "pghi", "l2", "cpu")
     assert report["cancelled"] is False and report["output"] == str(out)
     assert report["voices_per_octave"] == 12 and report["fmin_hz"] == 20.0 and report["fmax_hz"] < SR / 2
     assert report["seconds"] > 0 and report["spectral_convergence_db"] == pytest.approx(min(report["history_db"]),

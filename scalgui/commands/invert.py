@@ -44,7 +44,7 @@ HELP = "resynthesise a sound file from its scalogram magnitudes alone (phase ret
 # The names scalgui.dsp.phase accepts, repeated here so that building the command line
 # does not import torch (tests/test_cli_invert.py checks that the two agree).
 METHODS = ("fgla", "adam", "lbfgs", "sgd", "hybrid")
-INITS = ("random", "original", "centre", "gradient")
+INITS = ("random", "original", "centre", "gradient", "pghi")
 LOSSES = ("l2", "power", "log", "l2-l1")
 BIT_DEPTHS = (16, 24, 32)
 
@@ -108,8 +108,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default="fgla", metavar="|".join(METHODS),
                    help="fgla: fast Griffin-Lim on the frame (default); adam, lbfgs, sgd: gradient descent "
                         "with autograd; hybrid: fgla, then lbfgs")
-    p.add_argument("--init", choices=INITS, default="gradient", metavar="|".join(INITS),
-                   help="initial phase: gradient (phase-gradient heuristic from the magnitudes, default), "
+    p.add_argument("--init", choices=INITS, default="pghi", metavar="|".join(INITS),
+                   help="initial phase: pghi (phase-gradient integration across time and frequency from the "
+                        "magnitudes, default), gradient (each band integrated in time on its own), "
                         "centre (every band at its centre frequency), random (seeded), or original (the input's "
                         "true phase: a warm start for testing, not retrieval from magnitudes alone)")
     p.add_argument("--loss", choices=LOSSES, default="l2", metavar="|".join(LOSSES),

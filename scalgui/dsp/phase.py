@@ -30,6 +30,7 @@ import torch
 
 from .frame import Coefficients, WaveletFrame, _scale
 from .metrics import spectral_convergence_db
+from .pghi import pghi_phase
 
 __all__ = [
     "METHODS",
@@ -48,7 +49,7 @@ __all__ = [
 
 METHODS = ("fgla", "adam", "lbfgs", "sgd", "hybrid")
 LOSSES = ("l2", "power", "log", "l2-l1")
-INITS = ("random", "original", "centre", "gradient")
+INITS = ("random", "original", "centre", "gradient", "pghi")
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class RetrievalSettings:
 
     method: str = "fgla"
     iterations: int = 100
-    init: str = "gradient"
+    init: str = "pghi"
     loss: str = "l2"
     momentum: float = 0.99
     learning_rate: float | None = None
@@ -259,6 +260,8 @@ def initial_phase(
                 phase = torch.where(phase.real >= 0, 1.0, -1.0).to(cdtype)
             out.append(phase)
         return out
+    if init == "pghi":
+        return pghi_phase(target, silence_db=silence_db, seed=seed)
     if init not in ("centre", "gradient"):
         raise ValueError(f"unknown initial phase {init!r}; choose one of: {', '.join(INITS)}")
     out = [torch.ones(t.shape, dtype=cdtype, device=device) for t in groups]
