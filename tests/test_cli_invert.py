@@ -59,7 +59,8 @@ def _frame_magnitudes(samples: np.ndarray, report: dict):
 
     frame = WaveletFrame(FrameSettings(report["sample_rate"], voices_per_octave=report["voices_per_octave"],
                                        fmin=report["fmin_hz"], oversampling=report["oversampling"],
-                                       bandwidth_voices=report["bandwidth_voices"]))
+                                       bandwidth_voices=report["bandwidth_voices"]),
+                         pad_limit=report["pad_limit"])
     return frame.analyze(torch.as_tensor(samples)).magnitudes()
 
 
@@ -83,7 +84,7 @@ def test_invert_writes_audio_and_a_report_that_holds(tmp_path, wav, stereo_signa
     assert report["iterations"] == report["iterations_requested"] == 12 and len(report["history_db"]) == 12
     assert (report["method"], report["init"], report["loss"], report["device"]) == ("fgla", "pghi", "l2", "cpu")
     assert report["cancelled"] is False and report["output"] == str(out)
-    assert report["voices_per_octave"] == 12 and report["fmin_hz"] == 20.0 and report["fmax_hz"] < SR / 2
+    assert report["voices_per_octave"] == 48 and report["fmin_hz"] == 20.0 and report["fmax_hz"] < SR / 2
     assert report["seconds"] > 0 and report["spectral_convergence_db"] == pytest.approx(min(report["history_db"]),
                                                                                         abs=1e-6)
     assert report["normalised"] is False and report["normalised_gain_db"] == 0.0
@@ -209,9 +210,10 @@ def test_bad_arguments_are_one_line_and_exit_code_2(case, tmp_path, wav, capsys)
 
 def test_choices_match_the_engine():
     from scalgui.commands import invert
-    from scalgui.dsp import phase
+    from scalgui.dsp import frame, phase
 
     assert invert.METHODS == phase.METHODS and invert.INITS == phase.INITS and invert.LOSSES == phase.LOSSES
+    assert invert.RETRIEVAL_VOICES == frame.RETRIEVAL_VOICES
 
 
 def test_multiresolution_measure_in_chunks_matches_one_pass(rng):
@@ -254,7 +256,8 @@ def test_bench_invert_tiny_run(tmp_path, capsys):
     code, out, err = _run(["bench", "invert", "--quick", "--iters", 5, "--max-seconds", 0.5,
                            "--throughput-seconds", 1, "--json", js], capsys)
     assert code == 0, err
-    for text in ("### (a)", "kymatio recipe (Q=8, J=6", "scalgui fgla, gradient init (default), Q=8",
+    for text in ("### (a)", "kymatio recipe (Q=8, J=6", "scalgui invert defaults: fgla, PGHI init, Q=48",
+                 "scalgui fgla, PGHI init, recipe's range, Q=8",
                  "exponential chirp (2048 samples)", "loudest 8192 samples", "### (b)", "GL best n_fft",
                  "generated speech-like", "generated music", "### (c)", "generated stereo music (1 s)",
                  "M sample-iterations/s", "Targets:"):
@@ -264,8 +267,8 @@ def test_bench_invert_tiny_run(tmp_path, capsys):
     result = json.loads(js.read_text())
     for row in result["recipe"]:
         assert row["recipe"]["iterations"] == row["ours"]["iterations"] == 5
-        assert row["recipe"]["xi_min"] * row["sample_rate"] == pytest.approx(row["ours"]["fmin_hz"])
-        for key in ("recipe", "ours", "ours_random_init"):
+        assert row["recipe"]["xi_min"] * row["sample_rate"] == pytest.approx(row["ours_recipe_range"]["fmin_hz"])
+        for key in ("recipe", "ours", "ours_recipe_range", "ours_random_init"):
             assert math.isfinite(row[key]["mr_stft_db"]) and row[key]["seconds"] > 0
         assert f"{row['recipe']['mr_stft_db']:.2f}" in out and f"{row['ours']['mr_stft_db']:.2f}" in out
     assert len(result["griffinlim"]) == 2

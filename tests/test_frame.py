@@ -237,3 +237,21 @@ def test_batched_segments_give_the_same_result(sample_rate):
     for ga, gb in zip(a.groups, b.groups):
         torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(one.synthesize(a, segmented=True), three.synthesize(a, segmented=True), rtol=1e-5, atol=1e-6)
+
+
+def test_a_pad_limit_shortens_short_signals_and_stays_exact():
+    rate = 22050
+    x = torch.as_tensor(signals.exponential_chirp(50.0, 8000.0, 0.2, rate))
+    settings = FrameSettings(rate, 48).for_retrieval()
+    linear, limited = WaveletFrame(settings), WaveletFrame(settings, pad_limit=0.25)
+    # A 20 Hz atom at 24 voices' width reaches seconds: the linear transform pads 0.2 s to far more.
+    assert linear.padded_length(len(x)) > 10 * len(x)
+    assert limited.padded_length(len(x)) < 0.3 * linear.padded_length(len(x))
+    coeffs = limited.analyze(x)
+    assert coeffs.pad_left == limited.pad_for(len(x)) < linear.pad
+    y = limited.synthesize(coeffs)
+    assert float((y - x).norm() / x.norm()) < 1e-5
+    # Long signals keep the full padding, so segmented processing stays exact.
+    assert limited.pad_for(4 * limited.segment_length) == limited.pad
+    with pytest.raises(ValueError, match="pad limit"):
+        WaveletFrame(settings, pad_limit=0.0)

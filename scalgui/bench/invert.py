@@ -16,7 +16,8 @@ a. **The textbook recipe** (the kymatio scalogram-inversion example: a 2048-samp
    iteration per sample.
 b. **librosa's Griffin-Lim** (momentum 0.99, ``random_state=0``, at whichever of
    n_fft 512/1024/2048 with hop n_fft/4 scores best on the metric for each file) against
-   scalgui's defaults, ``RetrievalSettings()`` on ``FrameSettings(sr).for_retrieval()``, both from
+   scalgui's defaults, ``RetrievalSettings()`` (FGLA from the PGHI phase) on
+   ``FrameSettings(sr, RETRIEVAL_VOICES).for_retrieval()`` (48 voices per octave), both from
    magnitudes alone: ours at the same number of iterations, and ours at the number of
    iterations that fits in Griffin-Lim's wall time (its setup and per-iteration cost are
    timed first from runs of 1 and 5 iterations after a warm-up).
@@ -249,18 +250,24 @@ def _recipe(x, iterations: int) -> dict:
     }
 
 
+def _retrieval_voices() -> int:
+    from scalgui.dsp.frame import RETRIEVAL_VOICES
+
+    return RETRIEVAL_VOICES
+
+
 def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, device: str = "cpu") -> dict:
     """scalgui's retrieval from ``x``'s magnitudes; timed is ``retrieve`` alone."""
     import torch
 
     from scalgui.dsp.metrics import multiresolution_stft_convergence_db as multiresolution_stft_db
-    from scalgui.dsp.frame import FrameSettings, WaveletFrame
+    from scalgui.dsp.frame import RETRIEVAL_PAD_LIMIT, FrameSettings, WaveletFrame
     from scalgui.dsp.phase import RetrievalSettings, retrieve
 
     frame_settings = FrameSettings(sample_rate, **frame_options)
     if "bandwidth_voices" not in frame_options:
         frame_settings = frame_settings.for_retrieval()  # scalgui's default for retrieval
-    frame = WaveletFrame(frame_settings, device=device)
+    frame = WaveletFrame(frame_settings, device=device, pad_limit=RETRIEVAL_PAD_LIMIT)
     target = frame.analyze(torch.as_tensor(x)).map(torch.abs)
     settings = RetrievalSettings(**retrieval_options)
     sync = torch.cuda.synchronize if frame.device.type == "cuda" else (lambda: None)
@@ -274,6 +281,7 @@ def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, d
         "iterations": result.iterations,
         "own_db": float(result.spectral_convergence_db),
         "mr_stft_db": multiresolution_stft_db(result.signal, x),
+        "voices_per_octave": int(frame.settings.voices_per_octave),
         "fmin_hz": float(frame.settings.fmin),
         "fmax_hz": frame.fmax,
         "bands": len(frame.bands.wavelet_indices),
@@ -294,10 +302,12 @@ def part_recipe(corpus: Path | None, iterations: int) -> list[dict]:
         frame_options = {"voices_per_octave": RECIPE_Q, "fmin": recipe["xi_min"] * rate,
                          "fmax": recipe["xi_max"] * rate}
         log(f"(a) {item['signal']}: scalgui...")
-        ours = _ours(x, rate, frame_options, {"iterations": iterations})
+        ours = _ours(x, rate, {"voices_per_octave": _retrieval_voices()}, {"iterations": iterations})
+        ours_range = _ours(x, rate, frame_options, {"iterations": iterations})
         ours_random = _ours(x, rate, frame_options, {"iterations": iterations, "init": "random", "seed": 0})
         rows.append({"signal": item["signal"], "samples": int(x.shape[-1]), "sample_rate": rate,
-                     "recipe": recipe, "ours": ours, "ours_random_init": ours_random})
+                     "recipe": recipe, "ours": ours, "ours_recipe_range": ours_range,
+                     "ours_random_init": ours_random})
     return rows
 
 
@@ -324,10 +334,10 @@ def _ours_in_time(x, sample_rate: float, budget_s: float, cap: int) -> dict:
     import torch
 
     from scalgui.dsp.metrics import multiresolution_stft_convergence_db as multiresolution_stft_db
-    from scalgui.dsp.frame import FrameSettings, WaveletFrame
+    from scalgui.dsp.frame import RETRIEVAL_PAD_LIMIT, RETRIEVAL_VOICES, FrameSettings, WaveletFrame
     from scalgui.dsp.phase import RetrievalSettings, retrieve
 
-    frame = WaveletFrame(FrameSettings(sample_rate).for_retrieval())
+    frame = WaveletFrame(FrameSettings(sample_rate, RETRIEVAL_VOICES).for_retrieval(), pad_limit=RETRIEVAL_PAD_LIMIT)
     target = frame.analyze(torch.as_tensor(x)).map(torch.abs)
 
     def timed(iterations: int):
@@ -367,7 +377,7 @@ def part_griffinlim(corpus: Path | None, iterations: int, quick: bool, max_secon
             gl.append(_griffinlim(x, n_fft, iterations))
         best = min(gl, key=lambda r: r["mr_stft_db"]) if gl else None
         log(f"(b) {name}: scalgui defaults, {iterations} iterations...")
-        ours = _ours(x, rate, {}, {"iterations": iterations})
+        ours = _ours(x, rate, {"voices_per_octave": _retrieval_voices()}, {"iterations": iterations})
         in_time = None
         if best is not None:
             log(f"(b) {name}: scalgui in Griffin-Lim's {best['seconds']:.2f} s...")
@@ -452,10 +462,11 @@ def _recipe_tables(rows: list[dict], iterations: int) -> tuple[str, str, list[di
                      f"{rate:g}", f"{r['xi_min'] * rate:.1f}-{r['xi_max'] * rate:.0f} ({r['wavelets']} wavelets)",
                      r["iterations"], _f(r["own_db"]), _f(r["mr_stft_db"], 2),
                      _f(r["seconds"] / max(r["iterations"], 1) * 1e3, 2), _f(_ns_per_sample(r, n), 0)])
-        for key, label in (("ours", "scalgui fgla, gradient init (default)"),
-                           ("ours_random_init", "scalgui fgla, random init")):
+        for key, label in (("ours", "scalgui invert defaults: fgla, PGHI init"),
+                           ("ours_recipe_range", "scalgui fgla, PGHI init, recipe's range"),
+                           ("ours_random_init", "scalgui fgla, random init, recipe's range")):
             o = row[key]
-            body.append([row["signal"], f"{label}, Q={RECIPE_Q}", n, f"{rate:g}",
+            body.append([row["signal"], f"{label}, Q={o['voices_per_octave']}", n, f"{rate:g}",
                          f"{o['fmin_hz']:.1f}-{o['fmax_hz']:.0f} ({o['bands']} wavelets)", o["iterations"],
                          _f(o["own_db"]), _f(o["mr_stft_db"], 2),
                          _f(o["seconds"] / max(o["iterations"], 1) * 1e3, 2), _f(_ns_per_sample(o, n), 0)])
@@ -580,10 +591,13 @@ def run(args: argparse.Namespace) -> int:
             f"(concatenated, each at kymatio's own subsampling) over their maximum, random start (seed 0), "
             f"`SGD(lr={RECIPE_LR:g}, momentum={RECIPE_MOMENTUM:g}, nesterov=True)`, MSE until iteration "
             f"{args.iters // 2 + 1}, then L1 with the learning rate halved every 5 iterations. scalgui: "
-            f"`RetrievalSettings(iterations={args.iters})` (FGLA from the gradient phase; also from a random "
-            f"phase, the recipe's kind of start) on a frame at Q={RECIPE_Q} (atoms as wide as at Q={RECIPE_Q // 2}: `for_retrieval()`) whose wavelet centres span the "
+            f"`RetrievalSettings(iterations={args.iters})` (FGLA from the PGHI phase) on `scalgui invert`'s default "
+            f"frame ({_retrieval_voices()} voices/octave from 20 Hz, atoms as wide as at {_retrieval_voices() // 2}, "
+            "short signals padded by a quarter of their length: `pad_limit`); the judged row. Also, on a frame at "
+            f"Q={RECIPE_Q} (atoms as wide as at Q={RECIPE_Q // 2}: `for_retrieval()`) whose wavelet centres span the "
             "recipe's (kymatio's rate-free centres times the nominal rate; our frame's highest wavelet must also "
-            "end below Nyquist, so it may stop lower), plus its lowpass and highpass atoms. Signals peak at 1. "
+            "end below Nyquist, so it may stop lower), plus its lowpass and highpass atoms, from the PGHI phase "
+            "and from a random phase (the recipe's kind of start). Signals peak at 1. "
             "Own-domain error: the recipe's relative error of its scalogram; scalgui's spectral convergence on its "
             "frame. MR-STFT: spectral convergence of STFT magnitudes against the original (FFT 256/1024/4096, hop "
             "1/4, mean dB; the 2048-sample chirp is zero-padded by 2048 on each side first, as the 4096-point "
@@ -600,7 +614,8 @@ def run(args: argparse.Namespace) -> int:
             f"Griffin-Lim: `librosa.griffinlim(|stft|, n_iter={args.iters}, momentum={GL_MOMENTUM}, random_state=0)`, "
             f"Hann window, hop n_fft/4, run at n_fft {'/'.join(map(str, GL_FFT_SIZES))}; the table shows the best "
             "of them by MR-STFT for each file (all are listed below). scalgui: `RetrievalSettings()` (FGLA from the "
-            f"gradient phase) on `FrameSettings(sr).for_retrieval()` (12 voices/octave from 20 Hz, atoms as wide as at 6), at {args.iters} iterations, and "
+            f"PGHI phase) on `FrameSettings(sr, {_retrieval_voices()}).for_retrieval()` ({_retrieval_voices()} voices/octave "
+            f"from 20 Hz, atoms as wide as at {_retrieval_voices() // 2}), at {args.iters} iterations, and "
             "at the number of iterations that fits in Griffin-Lim's wall time (setup and per-iteration cost timed "
             "first from runs of 1 and 5 iterations after a warm-up). Wall times are the retrieval calls alone, the target "
             "magnitudes computed beforehand for both. Status: PASS when ours@GL-time is at least as close "

@@ -46,6 +46,7 @@ HELP = "resynthesise a sound file from its scalogram magnitudes alone (phase ret
 METHODS = ("fgla", "adam", "lbfgs", "sgd", "hybrid")
 INITS = ("random", "original", "centre", "gradient", "pghi")
 LOSSES = ("l2", "power", "log", "l2-l1")
+RETRIEVAL_VOICES = 48  # scalgui.dsp.frame.RETRIEVAL_VOICES
 BIT_DEPTHS = (16, 24, 32)
 
 #: A result that peaks above 0 dBFS is scaled so that its peak sits here.
@@ -56,7 +57,7 @@ REPORT_KEYS = (
     "input", "output", "sample_rate", "channels", "frames", "duration_s", "format", "bit_depth",
     "method", "init", "loss", "momentum", "learning_rate", "seed", "iterations_requested", "iterations",
     "cancelled", "spectral_convergence_db", "multiresolution_stft_db", "seconds", "analysis_seconds",
-    "device", "voices_per_octave", "bandwidth_voices", "fmin_hz", "fmax_hz", "oversampling",
+    "device", "voices_per_octave", "bandwidth_voices", "fmin_hz", "fmax_hz", "oversampling", "pad_limit",
     "coefficients_per_sample",
     "peak_dbfs", "normalised", "normalised_gain_db", "warm_start_from_true_phase", "history_db",
 )
@@ -122,7 +123,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to compute: auto picks CUDA when available (default auto)")
     p.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed of the random initial phase (default 0)")
-    p.add_argument("--voices", type=_positive_int, default=12, metavar="Q", help="wavelet bands per octave (default 12)")
+    p.add_argument("--voices", type=_positive_int, default=RETRIEVAL_VOICES, metavar="Q",
+                   help=f"wavelet bands per octave (default {RETRIEVAL_VOICES}: dense narrow atoms retrieve best)")
     p.add_argument("--fmin", type=_finite_float, default=20.0, metavar="HZ", help="lowest band centre (default 20 Hz)")
     p.add_argument("--fmax", type=_finite_float, default=None, metavar="HZ",
                    help="highest band centre (default 20 kHz, or the highest that fits below Nyquist)")
@@ -274,7 +276,7 @@ def invert_file(args: argparse.Namespace) -> dict:
 
     from scalgui.audio import AudioError, audio_info, load_audio, save_audio
     from scalgui.audio.save import same_file
-    from scalgui.dsp.frame import FrameSettings, WaveletFrame, resolve_device
+    from scalgui.dsp.frame import RETRIEVAL_PAD_LIMIT, FrameSettings, WaveletFrame, resolve_device
     from scalgui.dsp.phase import RetrievalSettings, retrieve
 
     # Everything that can be checked is checked before any audio is decoded.
@@ -314,7 +316,7 @@ def invert_file(args: argparse.Namespace) -> dict:
                                  oversampling=args.oversampling, bandwidth_voices=args.bandwidth_voices)
         if args.bandwidth_voices is None:
             settings = settings.for_retrieval()
-        frame = WaveletFrame(settings, device=device)
+        frame = WaveletFrame(settings, device=device, pad_limit=RETRIEVAL_PAD_LIMIT)
     except ValueError as exc:
         raise CommandError(f"{path}: {_one_line(exc)}") from None
     try:
@@ -394,6 +396,7 @@ def invert_file(args: argparse.Namespace) -> dict:
         "fmin_hz": float(settings.fmin),
         "fmax_hz": frame.fmax,
         "oversampling": float(settings.oversampling),
+        "pad_limit": frame.pad_limit,
         "coefficients_per_sample": frame.coefficients_per_sample,
         "peak_dbfs": 20.0 * math.log10(peak) if peak > 0 else None,
         "normalised": peak > 1.0,
