@@ -47,6 +47,9 @@ METHODS = ("fgla", "adam", "lbfgs", "sgd", "hybrid")
 INITS = ("random", "original", "centre", "gradient", "pghi")
 LOSSES = ("l2", "power", "log", "l2-l1")
 RETRIEVAL_VOICES = 48  # scalgui.dsp.frame.RETRIEVAL_VOICES
+#: Speech from PGHI alone reached -25.5 dB MR-STFT, after 20 iterations -27.0, after 100
+#: -29.0 (README): 20 buys most of what iterating can add, at a fifth of the time.
+DEFAULT_ITERATIONS = 20
 BIT_DEPTHS = (16, 24, 32)
 
 #: A result that peaks above 0 dBFS is scaled so that its peak sits here.
@@ -104,8 +107,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"audio file (WAV, AIFF, FLAC, MP3, Ogg), or '{EXAMPLE_KEYWORD}' for the bundled example sound")
     p.add_argument("-o", "--output", metavar="OUT", required=True,
                    help="where to write the result (.wav .flac .aif .aiff .ogg .mp3); must not be IN")
-    p.add_argument("--iters", type=_iterations, default=100, metavar="N",
-                   help="iterations of phase retrieval (default 100; 0 writes the initial phase's signal)")
+    p.add_argument("--iters", type=_iterations, default=DEFAULT_ITERATIONS, metavar="N",
+                   help=f"iterations of phase retrieval (default {DEFAULT_ITERATIONS}: the PGHI start is most of the "
+                        "result; 0 writes the initial phase's signal)")
     p.add_argument("--method", choices=METHODS, default="fgla", metavar="|".join(METHODS),
                    help="fgla: fast Griffin-Lim on the frame (default); adam, lbfgs, sgd: gradient descent "
                         "with autograd; hybrid: fgla, then lbfgs")

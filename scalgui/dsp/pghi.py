@@ -93,8 +93,8 @@ def _channel_phase(
     n_bands = len(magnitudes)
 
     # Per coefficient: instantaneous frequency (Hz) and group delay (s).
-    frequency = np.empty(count)
-    delay = np.empty(count)
+    frequency = np.empty(count, dtype=np.float32)
+    delay = np.empty(count, dtype=np.float32)
     for i, log_mag in enumerate(logs):
         lo, hi = max(i - 1, 0), min(i + 1, n_bands - 1)
         slope_f = (
@@ -108,25 +108,26 @@ def _channel_phase(
         frequency[span] = centre_hz[i] + np.clip(sigma**2 * slope_f, -3 * sigma, 3 * sigma)
         delay[span] = -slope_t / (4 * math.pi**2 * sigma**2)
 
-    band_of = np.repeat(np.arange(n_bands), sizes)
-    time_s = (np.arange(count) - starts[band_of]) * (hops[band_of] / sample_rate)
-    level = np.concatenate(logs)
+    # Arrays over all coefficients are kept few and narrow: on this kind of machine
+    # touching fresh memory costs more than the arithmetic.
+    level = np.concatenate(logs).astype(np.float32)
     loud = np.concatenate(magnitudes) > floor
 
-    # Links: successive samples of a band, and each sample of the coarser of two
-    # neighbouring bands to the finer band's sample at the same time.
-    first = np.arange(count - 1)
-    first = first[band_of[first] == band_of[first + 1]]
+    # Links between loud coefficients: successive samples of a band, and each sample of
+    # the coarser of two neighbouring bands to the finer band's sample at the same time.
+    successive = loud[:-1] & loud[1:]
+    successive[starts[1:-1] - 1] = False  # the last sample of a band and the next band's first
+    first = np.flatnonzero(successive)
     ends_a, ends_b = [first], [first + 1]
     for i in range(n_bands - 1):
         coarse, fine = (i, i + 1) if hops[i] >= hops[i + 1] else (i + 1, i)
-        samples = np.arange(sizes[coarse])
-        ends_a.append(starts[coarse] + samples)
-        ends_b.append(starts[fine] + samples * (hops[coarse] // hops[fine]))
+        a = starts[coarse] + np.arange(sizes[coarse])
+        b = starts[fine] + np.arange(sizes[coarse]) * (hops[coarse] // hops[fine])
+        both = loud[a] & loud[b]
+        ends_a.append(a[both])
+        ends_b.append(b[both])
     ends_a = np.concatenate(ends_a)
     ends_b = np.concatenate(ends_b)
-    both = loud[ends_a] & loud[ends_b]
-    ends_a, ends_b = ends_a[both], ends_b[both]
 
     # A minimum spanning tree on quietness keeps the loudest paths, where the gradient
     # estimates are most reliable (what PGHI's heap does); each island of loud
@@ -149,12 +150,18 @@ def _channel_phase(
     parent[~reached] = root
 
     # Trapezoidal steps along time (instantaneous frequency) and frequency (group delay).
+    # A link within a band joins samples one hop apart (either way); a link across
+    # bands joins samples at the same time.
     step = np.zeros(count + 1)
     nodes = np.flatnonzero(reached[:count] & (parent[:count] != root))
     up = parent[nodes]
+    band_node = np.searchsorted(starts, nodes, side="right") - 1
+    band_up = np.searchsorted(starts, up, side="right") - 1
+    same = band_node == band_up
+    seconds = np.where(same, (nodes - up) * (hops[band_node] / sample_rate), 0.0)
     step[nodes] = 2 * math.pi * (
-        0.5 * (frequency[up] + frequency[nodes]) * (time_s[nodes] - time_s[up])
-        + 0.5 * (delay[up] + delay[nodes]) * (centre_hz[band_of[nodes]] - centre_hz[band_of[up]])
+        0.5 * (frequency[up] + frequency[nodes]) * seconds
+        + 0.5 * (delay[up] + delay[nodes]) * (centre_hz[band_node] - centre_hz[band_up])
     )
     phase = _prefix_sums_on_tree(parent, step, root)[:count]
     quiet = ~reached[:count]
@@ -195,7 +202,7 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
     rng = np.random.default_rng(seed)
     for row in range(rows):
         magnitudes = [
-            target.band(k).reshape(rows, -1)[row].detach().to("cpu", torch.float64).numpy() for k in wavelets
+            target.band(k).reshape(rows, -1)[row].detach().to("cpu", torch.float32).numpy() for k in wavelets
         ]
         phases = _channel_phase(
             magnitudes, hops, table.centre_hz[wavelets], table.sigma_hz[wavelets], frame.sample_rate, silence_db, rng
