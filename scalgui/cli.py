@@ -4,6 +4,9 @@
 
     scalgui analyze IN [options]      scalogram picture and JSON summary of a sound file
     scalgui invert IN -o OUT [options] resynthesise a sound file from its magnitudes alone
+    scalgui fx IN -o OUT --preset P.json  run a sound file through a preset's effect chains
+    scalgui plugins [NAME]            list the plugins found (and the broken ones, with why)
+    scalgui apply PLUGIN IN -o OUT     apply a plugin to a sound (or a selection) and render it
     scalgui bench analyze [options]   wavelet analysis against ssqueezepy, with ratios
 
 Each sub-command is a pair of functions, ``add_arguments(parser)`` and
@@ -328,7 +331,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- parser
 
-_COMMAND_NAMES = ("analyze", "invert", "bench")
+_COMMAND_NAMES = ("analyze", "invert", "fx", "plugins", "apply", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     from scalgui.commands import invert as invert_command
 
     invert_command.add_parser(sub)
+
+    from scalgui.commands import fx as fx_command
+
+    fx_command.add_parser(sub)
+
+    from scalgui.commands import plugins as plugins_command
+
+    plugins_command.add_parser(sub)
 
     from scalgui.bench import add_parser as add_bench_parser
 

@@ -136,3 +136,55 @@ def example_audio() -> np.ndarray:
 def rng() -> np.random.Generator:
     """A fresh seeded generator, ``np.random.default_rng(1234)``, for each test."""
     return np.random.default_rng(1234)
+
+
+# --------------------------------------------------------------------------- editor windows
+# Qt is imported inside the fixtures, so that sessions without GUI tests never load it.
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch, stereo_music, sample_rate):
+    """Open editor windows as a person finds them: ``make_window(silent=True)``.
+
+    Each is a shown :class:`~scalgui.ui.main_window.MainWindow` with :func:`stereo_music`
+    open (seconds 1-3 of the example, stereo 44.1 kHz), its picture drawn and the
+    keyboard focus on the view. With ``silent`` the transport finds no sound device,
+    whatever this machine has, so playback runs on the silent clock; without it, the
+    system's default output is used. Questions are answered yes; error boxes are
+    collected in ``window.errors`` instead of shown; settings (recent files) go to a
+    temporary file. At the end the players and previews stop and the documents close,
+    so nothing is left to confirm.
+    """
+    import pyqtgraph as pg
+    from PyQt6.QtCore import QSettings
+
+    from scalgui.app.document import Document
+    from scalgui.ui import transport
+    from scalgui.ui.main_window import MainWindow
+    from scalgui.ui.testing import show_window
+
+    pg.setConfigOptions(imageAxisOrder="row-major", mouseRateLimit=-1)  # no lost drag events
+    monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
+    monkeypatch.setattr(MainWindow, "show_error", lambda self, *args: self.errors.append(args))
+    windows = []
+
+    def make(silent: bool = True):
+        if silent:
+            monkeypatch.setattr(transport, "default_audio_output", lambda: None)
+        window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+        window.errors = []
+        windows.append(window)
+        show_window(qtbot, window, Document.from_samples(stereo_music, sample_rate, device="cpu"))
+        return window
+
+    yield make
+    for window in windows:
+        window.player.stop()
+        window.cancel_preview()
+        window.set_document(None)
+
+
+@pytest.fixture
+def silent_window(make_window):
+    """An editor window on :func:`stereo_music` playing on the silent clock (see :func:`make_window`)."""
+    return make_window(silent=True)

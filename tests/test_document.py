@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from scalgui.app.document import Document
+from scalgui.app.document import OVERVIEW_WIDTH, Document
+from scalgui.app.incremental import reach_s
 from scalgui.audio import AudioError, load_audio, save_audio
 from scalgui.dsp import signals
-from scalgui.dsp.edits import Edit, Rectangle, Stroke
+from scalgui.dsp.edits import Band, Edit, Rectangle, Stroke, apply_edits
 from scalgui.dsp.frame import FrameSettings
 from scalgui.dsp.phase import CancelToken, RetrievalSettings
 
@@ -46,14 +47,23 @@ def test_target_follows_edits_incrementally_and_after_undo(doc):
     a = Edit(Rectangle(1.0, 1.5, 300, 3000, 0.0, 0.0), "gain", -20)
     b = Edit(Rectangle(1.2, 1.3, 500, 1000, 0.0, 0.0), "erase")
     doc.push(a)
-    doc.target()  # cached; the next push is applied incrementally
+    doc.target()  # built; later edits, undos and redos update it in place over their spans
     doc.push(b)
-    incremental = doc.target()
+    after_b = [g.clone() for g in doc.target().groups]
+    for x, y in zip(after_b, apply_edits(doc.coefficients, [a, b]).groups):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
     doc.undo()
+    for x, y in zip(doc.target().groups, apply_edits(doc.coefficients, [a]).groups):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
     doc.redo()
-    fresh = doc.target()
-    for x, y in zip(incremental.groups, fresh.groups):
-        torch.testing.assert_close(x, y)
+    for x, y in zip(doc.target().groups, after_b):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    # A band edit reaches the whole sound: the target is rebuilt when next needed.
+    c = Edit(Band(500, 1000), "gain", -10)
+    for step, edits in ((lambda: doc.push(c), [a, b, c]), (doc.undo, [a, b]), (doc.redo, [a, b, c])):
+        step()
+        for x, y in zip(doc.target().groups, apply_edits(doc.coefficients, edits).groups):
+            torch.testing.assert_close(x, y)
     inside = level_db(doc, "target", (350, 450), (105, 145))
     source = level_db(doc, "source", (350, 450), (105, 145))
     assert np.allclose(source - inside, 20.0, atol=0.05)
@@ -170,8 +180,8 @@ def test_a_stale_overview_is_not_cached(doc):
     """An overview drawn while an edit lands must not outlive the edit."""
     original = doc._raster
 
-    def slow_raster(*args):
-        picture = original(*args)
+    def slow_raster(*args, **kwargs):
+        picture = original(*args, **kwargs)
         if not doc.edits:
             doc.push(Edit(Rectangle(1.0, 1.5, 300, 3000, 0.0, 0.0), "gain", -20))
         return picture
@@ -207,3 +217,54 @@ def test_quick_preview_hears_the_edit_without_changing_the_document(doc):
     assert drop_db > 10
     with pytest.raises(ValueError, match="outside"):
         doc.preview((10.0, 11.0))
+
+
+def _full_overview(document, layer):
+    """The whole-file picture of ``layer`` drawn from scratch: a new document, same edits."""
+    fresh = Document.from_samples(document.samples, SR, settings=document.settings, device="cpu")
+    for edit in document.edits:
+        fresh.push(edit)
+    return fresh.raster(0.0, fresh.duration, OVERVIEW_WIDTH, layer=layer).db
+
+
+def test_overview_after_edit_undo_and_redo_redraws_only_the_touched_columns(doc):
+    drawn = []
+
+    def recording(draw):
+        def wrapper(start_s, end_s, width, *args, **kwargs):
+            drawn.append((start_s, end_s, width))
+            return draw(start_s, end_s, width, *args, **kwargs)
+        return wrapper
+
+    full_mask = doc._mask_raster
+    doc._raster, doc._mask_raster = recording(doc._raster), recording(doc._mask_raster)
+    whole = (0.0, doc.duration, OVERVIEW_WIDTH)
+    doc.raster(*whole, layer="source")  # what a view draws before any edit
+    doc.raster(*whole, layer="render")  # no render yet: the source; edits never change it
+    assert drawn == [whole, whole]
+    a = Edit(Rectangle(1.0, 1.3, 300, 3000), "gain", -25)
+    b = Edit(Rectangle(1.2, 1.6, 150, 800), "erase")
+    column_s = doc.duration / OVERVIEW_WIDTH
+    steps = [("push a", lambda: doc.push(a), a), ("push b", lambda: doc.push(b), b),
+             ("undo b", doc.undo, b), ("redo b", doc.redo, b)]
+    for name, step, edit in steps:
+        step()
+        drawn.clear()
+        for layer in ("target", "difference"):
+            cached = doc.raster(*whole, layer=layer).db
+            np.testing.assert_allclose(cached, _full_overview(doc, layer), rtol=0, atol=1e-3, err_msg=name)
+        mask = doc.edit_mask(*whole)  # the edit overlay, from its own whole-file picture
+        # Only strips around the edit's span were drawn, not the whole sound again.
+        lo, hi = edit.span()
+        widest = (hi - lo + 2 * reach_s(doc.coefficients)) / column_s + 6
+        assert len(drawn) >= 2 and all(width <= widest for _, _, width in drawn), (name, drawn, widest)
+        assert all(start >= lo - 1.0 and end <= hi + 1.0 for start, end, _ in drawn), name
+        expected = full_mask(*whole).db
+        np.testing.assert_allclose(mask, np.clip(10.0 ** (expected / 20.0), 0, 1) * (expected > -119.9),
+                                   rtol=0, atol=1e-5, err_msg=name)
+    assert doc.edits == (a, b)
+    # A band edit reaches the whole sound: redrawn whole, still right.
+    doc.push(Edit(Band(500, 1000), "gain", -10))
+    np.testing.assert_allclose(doc.raster(*whole).db, _full_overview(doc, "target"), rtol=0, atol=1e-3)
+    doc.undo()
+    np.testing.assert_allclose(doc.raster(*whole).db, _full_overview(doc, "target"), rtol=0, atol=1e-3)

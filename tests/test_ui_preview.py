@@ -5,35 +5,17 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-import pyqtgraph as pg
-from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QFileDialog
 
-from scalgui.app.document import Document
 from scalgui.audio import audio_info
-from scalgui.ui import transport
-from scalgui.ui.main_window import MainWindow
-from scalgui.ui.testing import mouse_drag, screen_line, show_window, wait_for_picture
+from scalgui.ui.testing import mouse_drag, screen_line, wait_for_picture
+
+# `silent_window` (tests/conftest.py): the editor on 2 s of stereo music, no sound device.
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, stereo_music, sample_rate):
-    pg.setConfigOptions(imageAxisOrder="row-major", mouseRateLimit=-1)
-    monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
-    errors = []
-    monkeypatch.setattr(MainWindow, "show_error", lambda self, *args: errors.append(args))
-    monkeypatch.setattr(transport, "default_audio_output", lambda: None)
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.errors = errors
-    show_window(qtbot, w, Document.from_samples(stereo_music, sample_rate, device="cpu"))
-    yield w
-    w.player.stop()
-    w.cancel_preview()
-    w.set_document(None)
-
-
-def test_p_toggles_preview_and_it_is_in_the_tool_bar_and_edit_menu(qtbot, window):
-    w = window
+def test_p_toggles_preview_and_it_is_in_the_tool_bar_and_edit_menu(qtbot, silent_window):
+    w = silent_window
     assert w.preview_action in w.tool_bar.actions()
     edit_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Edit")
     assert w.preview_action in edit_menu.actions()
@@ -44,16 +26,16 @@ def test_p_toggles_preview_and_it_is_in_the_tool_bar_and_edit_menu(qtbot, window
     assert not w.preview_action.isChecked()
 
 
-def test_without_preview_an_edit_plays_nothing(qtbot, window):
-    w, view = window, window.view
+def test_without_preview_an_edit_plays_nothing(qtbot, silent_window):
+    w, view = silent_window, silent_window.view
     w.tool_bar.set_tool("brush")
     mouse_drag(view, screen_line(view, (0.5, 400.0), (1.0, 800.0), 12))
     assert len(w.document.edits) == 1
     assert not w.previewing and not w.player.playing
 
 
-def test_brush_drag_with_preview_on_plays_the_edited_span(qtbot, window):
-    w, view = window, window.view
+def test_brush_drag_with_preview_on_plays_the_edited_span(qtbot, silent_window):
+    w, view = silent_window, silent_window.view
     qtbot.keyClick(view, Qt.Key.Key_P)
     assert w.preview_action.isChecked()
     w.tool_bar.set_tool("brush")
@@ -79,8 +61,8 @@ def test_brush_drag_with_preview_on_plays_the_edited_span(qtbot, window):
     assert view.playhead.isVisible() and start_s <= view.playhead.value() <= end_s
 
 
-def test_a_new_edit_cancels_the_running_preview(qtbot, window):
-    w, view = window, window.view
+def test_a_new_edit_cancels_the_running_preview(qtbot, silent_window):
+    w, view = silent_window, silent_window.view
     doc = w.document
     quick = doc.preview
 
@@ -106,8 +88,8 @@ def test_a_new_edit_cancels_the_running_preview(qtbot, window):
 
 
 @pytest.mark.parametrize(("suffix", "bits"), [(".wav", 16), (".flac", 24)])
-def test_export_dialog_bit_depth_reaches_the_file(qtbot, window, tmp_path, monkeypatch, suffix, bits):
-    w = window
+def test_export_dialog_bit_depth_reaches_the_file(qtbot, silent_window, tmp_path, monkeypatch, suffix, bits):
+    w = silent_window
     target = tmp_path / f"out{suffix}"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     w.export_action.trigger()
@@ -123,13 +105,13 @@ def test_export_dialog_bit_depth_reaches_the_file(qtbot, window, tmp_path, monke
     assert audio_info(target)["bit_depth"] == bits
 
 
-def test_export_dialog_offers_quality_for_lossy_formats(qtbot, window, tmp_path):
+def test_export_dialog_offers_quality_for_lossy_formats(qtbot, silent_window, tmp_path):
     from scalgui.ui.export_dialog import ExportOptionsDialog
 
-    dialog = ExportOptionsDialog(tmp_path / "x.ogg", window)
+    dialog = ExportOptionsDialog(tmp_path / "x.ogg", silent_window)
     assert dialog.bit_depth is None and dialog.quality is not None
     assert dialog.options() == {"bit_depth": None, "quality": "256 kbps"}
     dialog.quality.setCurrentIndex(dialog.quality.findData("128 kbps"))
     assert dialog.options()["quality"] == "128 kbps"
-    mp3 = ExportOptionsDialog(tmp_path / "x.mp3", window)
+    mp3 = ExportOptionsDialog(tmp_path / "x.mp3", silent_window)
     assert mp3.options() == {"bit_depth": None, "quality": "320 kbps"}

@@ -1,5 +1,6 @@
 """Selections with real mouse and key events: lasso, time range, band, harmonic, rectangle
-with modifiers; add and subtract; Enter applies one edit, Escape clears; zoom to selection."""
+with modifiers; add and subtract; Enter applies one edit, Escape clears; zoom to selection;
+selection changes as undo steps; one outline for a combined selection."""
 import itertools
 import math
 
@@ -9,7 +10,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 import pyqtgraph as pg
-from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtCore import QPointF, QSettings, Qt
 
 from scalgui.app.document import Document
 from scalgui.dsp.edits import Band, Combined, Harmonic, Lasso, Rectangle, TimeRange
@@ -62,10 +63,10 @@ def test_time_range_drag_selects_all_frequencies_and_enter_applies_one_edit(qtbo
 
     qtbot.keyClick(view, Qt.Key.Key_Return)
     doc = w.document
-    assert len(doc.edits) == 1 and w.undo_stack.count() == 1
+    assert len(doc.edits) == 1 and w.undo_stack.count() == 2  # the selection, then the edit
     edit = doc.edits[0]
     assert edit.shape == shape and (edit.action, edit.amount_db) == ("gain", -30.0)
-    assert w.undo_stack.text(0) == "Time range -30 dB"
+    assert [w.undo_stack.text(i) for i in range(2)] == ["Select time range", "Time range -30 dB"]
     for hz in (100.0, 1000.0, 8000.0):  # every frequency inside the range, nothing outside
         assert level_at(doc, "source", 0.8, hz) - level_at(doc, "target", 0.8, hz) == pytest.approx(30.0, abs=0.5)
     assert level_at(doc, "target", 1.6, 1000.0) == pytest.approx(level_at(doc, "source", 1.6, 1000.0), abs=1e-3)
@@ -76,8 +77,10 @@ def test_time_range_drag_selects_all_frequencies_and_enter_applies_one_edit(qtbo
     assert not w.apply_selection_action.isEnabled()
     qtbot.keyClick(view, Qt.Key.Key_Return)  # nothing selected: nothing happens
     assert len(doc.edits) == 1
+    qtbot.keyClick(view, Qt.Key.Key_Z, CTRL)  # undoes the deselection first
+    assert view.selection.parts == ((shape, "add"),) and len(doc.edits) == 1
     qtbot.keyClick(view, Qt.Key.Key_Z, CTRL)
-    assert doc.edits == ()
+    assert doc.edits == () and view.selection
 
 
 def test_band_drag_selects_all_times(qtbot, window):
@@ -155,21 +158,22 @@ def test_shift_adds_and_alt_or_ctrl_subtract_then_one_combined_edit(qtbot, windo
     kinds = [type(shape) for shape, _ in view.selection.parts]
     assert ops == ["add", "add", "subtract", "subtract"]
     assert kinds == [TimeRange, Band, Rectangle, Lasso]
-    assert len(view._selection_overlay.items) == 4
+    assert len(view._selection_overlay.items) == 1  # one outline of the whole region
 
     qtbot.keyClick(view, Qt.Key.Key_Enter)
     doc = w.document
-    assert len(doc.edits) == 1 and w.undo_stack.count() == 1
+    assert len(doc.edits) == 1 and w.undo_stack.count() == 5
     shape = doc.edits[0].shape
     assert isinstance(shape, Combined) and shape.parts == view.selection.parts
-    assert w.undo_stack.text(0) == "Selection (4 parts) erase"
+    assert w.undo_stack.text(4) == "Selection (4 parts) erase"
     assert level_at(doc, "target", 0.35, 3000.0) < level_at(doc, "source", 0.35, 3000.0) - 60  # time range
     assert level_at(doc, "target", 1.8, 4000.0) < level_at(doc, "source", 1.8, 4000.0) - 60  # band
     for t, hz in ((0.5, 400.0), (1.15, 3800.0)):  # the subtracted rectangle and lasso
         assert level_at(doc, "target", t, hz) == pytest.approx(level_at(doc, "source", t, hz), abs=0.5)
     assert level_at(doc, "target", 1.15, 1000.0) == pytest.approx(level_at(doc, "source", 1.15, 1000.0), abs=0.5)
     qtbot.keyClick(view, Qt.Key.Key_Z, CTRL)
-    assert doc.edits == () and w.undo_stack.index() == 0
+    assert doc.edits == () and w.undo_stack.index() == 4  # the four selection steps remain
+    assert shape.parts == view.selection.parts
 
 
 def test_plain_drag_replaces_and_subtracting_from_nothing_says_so(qtbot, window):
@@ -252,3 +256,109 @@ def test_tools_preview_their_outline_while_dragging(qtbot, window):
     qtbot.keyClick(view, Qt.Key.Key_Escape)  # abandons the gesture: no selection
     mouse_release(view, b)
     assert not view.selection and view.tool._preview is None
+
+
+def _history(w) -> list[str]:
+    """The History panel's rows as the user reads them (the first is the opened state)."""
+    model = w.history.model()
+    return [model.data(model.index(row, 0)) for row in range(model.rowCount())]
+
+
+def test_selection_changes_are_undo_steps_in_order_with_the_edits(qtbot, window):
+    w, view = window, window.view
+    doc = w.document
+    w.tool_bar.set_mode("attenuate")
+    w.tool_bar.gain.setValue(20.0)
+    states = [view.selection.parts]
+    w.tool_bar.set_tool("time")
+    mouse_drag(view, screen_line(view, (0.3, 1000.0), (0.7, 1000.0), 6))
+    states.append(view.selection.parts)
+    w.tool_bar.set_tool("band")
+    mouse_drag(view, screen_line(view, (1.5, 2000.0), (1.5, 8000.0), 6), modifiers=SHIFT)
+    states.append(view.selection.parts)
+    w.tool_bar.set_tool("rectangle")
+    mouse_drag(view, screen_line(view, (0.4, 200.0), (0.6, 800.0), 6), modifiers=ALT)
+    states.append(view.selection.parts)
+    qtbot.keyClick(view, Qt.Key.Key_Return)  # applies the selection: an edit
+    qtbot.keyClick(view, Qt.Key.Key_Escape)  # deselects
+    assert [len(parts) for parts in states] == [0, 1, 2, 3] and not view.selection
+    assert _history(w) == ["Opened", "Select time range", "Add band to selection",
+                           "Subtract rectangle from selection", "Selection (3 parts) -20 dB", "Deselect"]
+    # (selection, number of edits) after each step, oldest first.
+    timeline = [(states[0], 0), (states[1], 0), (states[2], 0), (states[3], 0), (states[3], 1), ((), 1)]
+    assert w.undo_stack.index() == 5
+    for step in range(5, 0, -1):
+        qtbot.keyClick(view, Qt.Key.Key_Z, CTRL)
+        parts, edits = timeline[step - 1]
+        assert (view.selection.parts, len(doc.edits)) == (parts, edits), step
+        assert w.history.currentIndex().row() == step - 1
+        assert len(view._selection_overlay.items) == (1 if parts else 0)
+        assert w.apply_selection_action.isEnabled() == bool(parts)
+    qtbot.keyClick(view, Qt.Key.Key_Z, CTRL)  # nothing left to undo
+    assert w.undo_stack.index() == 0 and not view.selection and doc.edits == ()
+    for step in range(1, 6):
+        qtbot.keyClick(view, Qt.Key.Key_Z, CTRL | SHIFT)
+        parts, edits = timeline[step]
+        assert (view.selection.parts, len(doc.edits)) == (parts, edits), step
+    assert level_at(doc, "target", 0.5, 3000.0) == pytest.approx(level_at(doc, "source", 0.5, 3000.0) - 20, abs=0.5)
+
+    # A click with a selection tool deselects, as one step; a new selection after an
+    # undo drops what could have been redone.
+    qtbot.keyClick(view, Qt.Key.Key_Z, CTRL)  # the selection is back
+    w.tool_bar.set_tool("lasso")
+    mouse_click(view, view.widget_pos(1.25, 1000.0))
+    assert not view.selection and _history(w)[-1] == "Deselect" and w.undo_stack.index() == 5
+    qtbot.keyClick(view, Qt.Key.Key_Z, CTRL)
+    assert view.selection.parts == states[3]
+    w.tool_bar.set_tool("time")
+    mouse_drag(view, screen_line(view, (1.0, 1000.0), (1.4, 1000.0), 6))
+    assert _history(w)[-2:] == ["Selection (3 parts) -20 dB", "Select time range"]
+    assert not w.undo_stack.canRedo()
+
+
+def _distance_px(view, path, t: float, hz: float) -> float:
+    """Screen pixels from (t, hz) to the nearest line of ``path`` (view coordinates)."""
+    sec_px, oct_px = view.units_per_pixel()
+    x, y = t / sec_px, math.log2(hz) / oct_px
+    best = math.inf
+    for polygon in path.toSubpathPolygons():
+        points = [(p.x() / sec_px, p.y() / oct_px) for p in polygon]
+        for (ax, ay), (bx, by) in itertools.pairwise(points + points[:1]):
+            dx, dy = bx - ax, by - ay
+            f = 0.0 if dx == dy == 0 else min(max(((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy), 0.0), 1.0)
+            best = min(best, math.hypot(x - ax - f * dx, y - ay - f * dy))
+    return best
+
+
+def test_a_combined_selection_is_outlined_as_one_region_with_its_hole(qtbot, window):
+    w, view = window, window.view
+    w.tool_bar.set_tool("time")
+    mouse_drag(view, screen_line(view, (0.3, 1000.0), (0.7, 1000.0), 6))
+    w.tool_bar.set_tool("band")
+    mouse_drag(view, screen_line(view, (1.5, 2000.0), (1.5, 8000.0), 6), modifiers=SHIFT)
+    w.tool_bar.set_tool("lasso")
+    triangle = [(0.95, 3000.0), (1.35, 3000.0), (1.15, 6000.0), (0.95, 3000.0)]  # inside the band
+    points = [p for a, b in itertools.pairwise(triangle) for p in screen_line(view, a, b, 10)[:-1]]
+    mouse_drag(view, [*points, view.widget_pos(*triangle[-1])], modifiers=CTRL)
+    assert [op for _, op in view.selection.parts] == ["add", "add", "subtract"]
+
+    items = view._selection_overlay.items
+    assert len(items) == 1 and items[0].isVisible()
+    path = items[0].path()
+
+    def inside(t, hz):
+        return path.contains(QPointF(t, math.log2(hz)))
+
+    assert inside(0.5, 300.0) and inside(1.8, 4000.0) and inside(0.5, 4000.0)  # time range, band, both
+    assert not inside(1.15, 3800.0)  # the subtracted triangle is a hole
+    assert not inside(1.0, 500.0) and not inside(1.0, 12000.0)  # outside both
+    # The outline is the region's boundary: along the band's edge beside the time range
+    # and around the hole, but not across the inside where the time range and band overlap.
+    assert _distance_px(view, path, 1.0, 2000.0) < 1.0
+    assert _distance_px(view, path, 1.15, 3000.0) < 1.5
+    assert _distance_px(view, path, 0.5, 2000.0) > 10.0
+    assert _distance_px(view, path, 0.5, 8000.0) > 10.0
+    # Undoing the subtraction closes the hole; the outline follows the selection.
+    qtbot.keyClick(view, Qt.Key.Key_Z, CTRL)
+    path = view._selection_overlay.items[0].path()
+    assert inside(1.15, 3800.0)

@@ -8,34 +8,19 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-import pyqtgraph as pg
-from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtCore import Qt
 
-from scalgui.app.document import Document
 from scalgui.dsp.edits import Edit, Rectangle
 from scalgui.ui import transport
-from scalgui.ui.main_window import MainWindow
-from scalgui.ui.testing import mouse_click, mouse_drag, show_window
+from scalgui.ui.testing import mouse_click, mouse_drag, screen_line
+
+# `silent_window` (tests/conftest.py): the editor on 2 s of stereo music, playing on the
+# silent clock as on a machine without a sound card, whatever this one has;
+# `make_window(silent=False)` plays through the system's default output.
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, stereo_music, sample_rate):
-    pg.setConfigOptions(imageAxisOrder="row-major", mouseRateLimit=-1)
-    monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
-    errors = []
-    monkeypatch.setattr(MainWindow, "show_error", lambda self, *args: errors.append(args))
-    # As on a machine without a sound card, whatever this one has.
-    monkeypatch.setattr(transport, "default_audio_output", lambda: None)
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.errors = errors
-    show_window(qtbot, w, Document.from_samples(stereo_music, sample_rate, device="cpu"))
-    yield w
-    w.player.stop()
-    w.set_document(None)
-
-
-def test_space_plays_silently_and_the_playhead_moves_at_real_speed(qtbot, window):
-    w, view = window, window.view
+def test_space_plays_silently_and_the_playhead_moves_at_real_speed(qtbot, silent_window):
+    w, view = silent_window, silent_window.view
     assert not view.playhead.isVisible()
     started = time.perf_counter()
     qtbot.keyClick(view, Qt.Key.Key_Space)
@@ -64,8 +49,8 @@ def test_space_plays_silently_and_the_playhead_moves_at_real_speed(qtbot, window
     assert w.transport.time_label.text() == "0:00.000"
 
 
-def test_click_on_the_waveform_sets_the_cursor_and_play_starts_there(qtbot, window):
-    w, view = window, window.view
+def test_click_on_the_waveform_sets_the_cursor_and_play_starts_there(qtbot, silent_window):
+    w, view = silent_window, silent_window.view
     mouse_click(view, view.overview_widget_pos(1.5))
     sec_px = w.document.duration / view.overview_box.width()
     assert w.play_cursor == pytest.approx(1.5, abs=2 * sec_px)
@@ -86,8 +71,8 @@ def test_click_on_the_waveform_sets_the_cursor_and_play_starts_there(qtbot, wind
     assert w.play_cursor == pytest.approx(0.75, abs=view.units_per_pixel()[0])
 
 
-def test_loop_repeats_the_selection_time_range(qtbot, window):
-    w, view = window, window.view
+def test_loop_repeats_the_selection_time_range(qtbot, silent_window):
+    w, view = silent_window, silent_window.view
     w.tool_bar.set_tool("time")
     a, b = view.widget_pos(0.3, 1000.0), view.widget_pos(0.5, 1000.0)
     mouse_drag(view, [a, (a + b) / 2, b])
@@ -107,8 +92,8 @@ def test_loop_repeats_the_selection_time_range(qtbot, window):
     assert w.player.loop == pytest.approx((0.0, w.document.duration))
 
 
-def test_band_only_needs_the_document_to_band_limit(qtbot, window, monkeypatch):
-    w, view = window, window.view
+def test_band_only_needs_the_document_to_band_limit(qtbot, silent_window, monkeypatch):
+    w, view = silent_window, silent_window.view
     w.tool_bar.set_tool("band")
     a, b = view.widget_pos(1.0, 500.0), view.widget_pos(1.0, 2000.0)
     mouse_drag(view, [a, (a + b) / 2, b])
@@ -129,8 +114,8 @@ def test_band_only_needs_the_document_to_band_limit(qtbot, window, monkeypatch):
     assert w.player.samples is quiet
 
 
-def test_ab_switch_plays_the_render_once_there_is_one_and_the_loss_plot_fills(qtbot, window):
-    w, view = window, window.view
+def test_ab_switch_plays_the_render_once_there_is_one_and_the_loss_plot_fills(qtbot, silent_window):
+    w, view = silent_window, silent_window.view
     doc = w.document
     assert not w.transport.b_action.isEnabled()
     w.switch_ab()  # nothing to switch to yet
@@ -233,3 +218,33 @@ def test_a_device_that_cannot_open_falls_back_to_the_silent_clock(qtbot):
     assert player.play(0.0, device=QAudioDevice())  # a null device takes no format
     assert player.silent and notices and notices[0].endswith("playing silently")
     player.stop()
+
+
+def test_a_sound_device_plays_the_selection_and_the_playhead_follows(qtbot, make_window):
+    """With a real audio output: a looped selection plays through a QAudioSink that is
+    active, and the playhead moves with what the device has played. Skipped without one
+    (servers, CI, this project's machines); the silent clock is tested above."""
+    from PyQt6.QtMultimedia import QAudio, QMediaDevices
+
+    if not QMediaDevices.audioOutputs():
+        pytest.skip("no audio output device (QMediaDevices.audioOutputs() is empty): "
+                    "playback through a real sound card cannot be tested on this machine")
+    w = make_window(silent=False)
+    view = w.view
+    w.tool_bar.set_tool("time")
+    mouse_drag(view, screen_line(view, (0.5, 1000.0), (1.0, 1000.0), 6))
+    t0, t1, _, _ = view.selection_bounds()
+    w.transport.loop_action.setChecked(True)  # Loop plays the selection
+    positions = []
+    w.player.positionChanged.connect(positions.append)
+    qtbot.keyClick(view, Qt.Key.Key_Space)
+    assert w.player.playing and not w.player.silent, w.player.silent_reason
+    sink = w.player._sink.sink  # the QAudioSink the player feeds
+    qtbot.waitUntil(lambda: sink.state() == QAudio.State.ActiveState, timeout=3000)
+    qtbot.waitUntil(lambda: positions and max(positions) > t0 + 0.15, timeout=3000)
+    assert sink.state() == QAudio.State.ActiveState and sink.error() == QAudio.Error.NoError
+    assert all(t0 - 1e-6 <= p < t1 for p in positions)
+    assert view.playhead.isVisible() and t0 <= view.playhead.value() < t1
+    assert not w.errors and w.statusBar().currentMessage() != transport.NO_DEVICE_MESSAGE
+    qtbot.keyClick(view, Qt.Key.Key_Space)  # pause
+    assert not w.player.playing

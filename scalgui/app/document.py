@@ -9,7 +9,7 @@ the same without a display::
     doc.export("take-edited.wav")
 
 Views subscribe to ``doc.events.changed`` (a psygnal signal carrying ``"analysis"``,
-``"edits"`` or ``"render"``). Callbacks run in the thread that made the change: a GUI
+``"edits"``, ``"render"`` or ``"effects"``). Callbacks run in the thread that made the change: a GUI
 that renders in a worker thread must hand the notification over to its own thread.
 """
 from __future__ import annotations
@@ -24,10 +24,14 @@ import torch
 from psygnal import Signal
 
 from ..audio import SaveReport, load_audio, save_audio
+from ..audio.effects import PLACEMENTS, EffectChain, apply_chain
+from ..audio.errors import AudioWriteError, EffectError
 from ..dsp.edits import Edit, TimeRange as _TimeShape, apply_edits, edit_weights, touched_spans
 from ..dsp.frame import Coefficients, FrameSettings, WaveletFrame
 from ..dsp.phase import CancelToken, RetrievalProgress, RetrievalResult, RetrievalSettings, rerender_spans
 from ..dsp.raster import Raster, resample_raster, scalogram_raster
+from ..plugins import PluginEdit, apply_edit_list, edit_list_targets
+from .incremental import OverviewCache, crop, edited_window, pointwise, reach_s, update_span
 
 __all__ = ["Document", "DocumentEvents", "LAYERS", "DEFAULT_RENDER"]
 
@@ -86,8 +90,7 @@ class Document:
         self.path = Path(path) if path is not None else None
         self.device = device
         self.events = DocumentEvents()
-        self._overviews: dict = {}
-        self._revision = 0
+        self._overviews = OverviewCache(OVERVIEW_WIDTH)
         self.events.changed.connect(self._forget_overviews)
         self._lock = threading.RLock()
         self._edits: list[Edit] = []
@@ -96,14 +99,27 @@ class Document:
         self._target: Coefficients | None = None
         self.rendered: np.ndarray | None = None
         self._rendered_coefficients: Coefficients | None = None
+        # Effect chains (scalgui.audio.effects): the source chain turns the opened sound
+        # into what is analysed; the render chain turns the render into what is heard.
+        self.original_samples = self.samples
+        self._effect_chains = {p: EffectChain(p) for p in PLACEMENTS}
+        self._output_cache: tuple | None = None
         self.unsaved = False
         self.settings = settings or FrameSettings(self.sample_rate)
         self._analyse()
 
-    def _forget_overviews(self, _what: str = "") -> None:
+    def _forget_overviews(self, what: str = "") -> None:
+        # Edits, undos and redos log their spans as they land (_touched), so their
+        # pictures are redrawn column by column; a render changes only the render's
+        # pictures; anything else (a new analysis) changes them all.
+        if what == "edits":
+            return
+        if what == "render":
+            self._overviews.forget("render")
+            return
         with self._lock:
-            self._revision += 1
-            self._overviews.clear()
+            spans = touched_spans(self._edits, self.duration)
+        self._overviews.reset(spans)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -179,13 +195,20 @@ class Document:
     # ------------------------------------------------------------------ edits and undo
     def push(self, edit: Edit) -> None:
         """Apply ``edit`` on top of the others (one undo step)."""
-        if not isinstance(edit, Edit):
-            raise TypeError(f"expected an Edit, got {type(edit).__name__}")
+        if not isinstance(edit, (Edit, PluginEdit)):
+            raise TypeError(f"expected an Edit or a PluginEdit, got {type(edit).__name__}")
         with self._lock:
+            if isinstance(edit, PluginEdit) and self._target is None:
+                self.target()  # a plugin runs now: one that fails raises PluginError and nothing is pushed
+            if self._target is not None and pointwise([edit]):
+                # In place, over the edit's span only: a local edit of a long sound costs
+                # what its span costs. A wide one drops the target: a picture rebuilds it.
+                if not update_span(self.coefficients, self._target, [edit], edit.span(), fresh=False):
+                    self._target = None
+            elif self._target is not None:
+                self._target = apply_edit_list(self.coefficients, [edit], onto=self._target)
             self._edits.append(edit)
             self._redo.clear()
-            if self._target is not None:
-                self._target = apply_edits(self.coefficients, [edit], onto=self._target)
             self._touched(edit)
         self.events.changed.emit("edits")
 
@@ -196,7 +219,11 @@ class Document:
                 return None
             edit = self._edits.pop()
             self._redo.append(edit)
-            self._target = None
+            if not (self._target is not None and pointwise([edit, *self._edits])
+                    and update_span(self.coefficients, self._target, self._edits, edit.span(), fresh=True)):
+                # Only the undone edit's span changes, recomputed from the source above;
+                # after a wide or a plugin edit, a picture rebuilds the whole target.
+                self._target = None
             self._touched(edit)
         self.events.changed.emit("edits")
         return edit
@@ -208,21 +235,30 @@ class Document:
                 return None
             edit = self._redo.pop()
             self._edits.append(edit)
-            if self._target is not None:
-                self._target = apply_edits(self.coefficients, [edit], onto=self._target)
+            if self._target is not None and pointwise([edit]):
+                if not update_span(self.coefficients, self._target, [edit], edit.span(), fresh=False):
+                    self._target = None
+            elif self._target is not None:
+                self._target = apply_edit_list(self.coefficients, [edit], onto=self._target, errors="warn")
             self._touched(edit)
         self.events.changed.emit("edits")
         return edit
 
     def _touched(self, edit: Edit) -> None:
-        self._pending.extend(touched_spans([edit], self.duration))
+        spans = touched_spans([edit], self.duration)
+        self._pending.extend(spans)
+        self._overviews.touched(spans)
         self.unsaved = True
 
     def target(self) -> Coefficients:
-        """Target magnitudes: the source's with every edit applied."""
+        """Target magnitudes: the source's with every edit applied.
+
+        Later edits, undos and redos update the returned tensors in place over the spans
+        they touch: clone them to keep a snapshot.
+        """
         with self._lock:
             if self._target is None:
-                self._target = apply_edits(self.coefficients, self._edits)
+                self._target = apply_edit_list(self.coefficients, self._edits, errors="warn")
             return self._target
 
     # ------------------------------------------------------------------ pictures
@@ -249,40 +285,60 @@ class Document:
             raise ValueError(f"unknown layer {layer!r}; choose one of: {', '.join(LAYERS)}")
         if (end_s - start_s) / width >= self.duration / OVERVIEW_WIDTH:
             # Zoomed out: cut the picture from a cached whole-file overview, so that
-            # panning and zooming a long file stays at screen rate.
-            key = (layer, channel, floor_db)
-            with self._lock:
-                overview = self._overviews.get(key)
-                revision = self._revision
-            if overview is None:
-                overview = self._raster(0.0, self.duration, OVERVIEW_WIDTH, channel, layer, floor_db)
-                with self._lock:
-                    # Keep it only if nothing changed while it was drawn.
-                    if revision == self._revision:
-                        self._overviews[key] = overview
+            # panning and zooming a long file stays at screen rate. After an edit, an
+            # undo or a redo only the columns of the spans it touched are drawn again.
+            overview = self._overviews.picture(
+                (layer, channel, floor_db),
+                self.duration,
+                lambda s, e, w: self._raster(s, e, w, channel, layer, floor_db, strip=w < OVERVIEW_WIDTH),
+                margin_s=reach_s(self.coefficients),
+                # Outside the spans edits touched, the target is the source.
+                seed=(lambda: self._overviews.cached(("source", channel, floor_db))) if layer == "target" else None,
+            )
             return resample_raster(overview, start_s, end_s, width)
         return self._raster(start_s, end_s, width, channel, layer, floor_db)
 
-    def _raster(self, start_s, end_s, width, channel, layer, floor_db) -> Raster:
+    def _raster(self, start_s, end_s, width, channel, layer, floor_db, *, strip: bool = False) -> Raster:
         with self._lock:
             coeffs, magnitudes = self.coefficients, None
-            if layer == "target" and self._edits:
+            edits = list(self._edits) if layer == "target" else []
+            if edits and (self._target is not None or not strip or not pointwise(edits)):
                 magnitudes = self.target()
             elif layer == "render" and self._rendered_coefficients is not None:
                 coeffs = self._rendered_coefficients
+        if edits and magnitudes is None:
+            # A strip of an overview before the whole target was ever needed: edit only
+            # the coefficients it shows (a local edit then never costs the whole sound).
+            coeffs, magnitudes = edited_window(coeffs, edits, start_s, end_s)
         return scalogram_raster(
             coeffs, start_s=start_s, end_s=end_s, width=width, channel=channel, floor_db=floor_db, magnitudes=magnitudes
         )
 
     def edit_mask(self, start_s: float, end_s: float, width: int) -> np.ndarray:
         """Where the edits act and how strongly: float32 ``[bands, width]`` in [0, 1]."""
-        coeffs = self.coefficients
+        if (end_s - start_s) / width >= self.duration / OVERVIEW_WIDTH:
+            # Zoomed out: cut from a cached whole-file mask, redrawn only where edits land.
+            bands = self.frame.bands
+            rows = bands.wavelet_indices
+            whole = self._overviews.picture(
+                ("mask",), self.duration, self._mask_raster, margin_s=reach_s(self.coefficients),
+                # No edit acts outside the spans edits touched: start from an empty mask.
+                seed=lambda: Raster(np.full((len(rows), OVERVIEW_WIDTH), -120.0, np.float32),
+                                    bands.centre_hz[rows].copy(), 0.0, self.duration),
+            )
+            picture = resample_raster(whole, start_s, end_s, width)
+        else:
+            picture = self._mask_raster(start_s, end_s, width)
+        return np.clip(10.0 ** (picture.db / 20.0), 0.0, 1.0).astype(np.float32) * (picture.db > -119.9)
+
+    def _mask_raster(self, start_s: float, end_s: float, width: int) -> Raster:
+        coeffs = crop(self.coefficients, start_s, end_s)  # only what the picture shows
         mask = [torch.zeros(g.shape[-2:], dtype=torch.float32) for g in coeffs.groups]
         for edit in self.edits:
             for g, r, index, w in edit_weights(coeffs, edit):
                 weight = torch.as_tensor(w, dtype=torch.float32)
                 mask[g][r, index] = torch.maximum(mask[g][r, index], weight)
-        picture = scalogram_raster(
+        return scalogram_raster(
             coeffs.with_groups(mask),
             start_s=start_s,
             end_s=end_s,
@@ -290,7 +346,6 @@ class Document:
             channel=0,
             floor_db=-120.0,
         )
-        return np.clip(10.0 ** (picture.db / 20.0), 0.0, 1.0).astype(np.float32) * (picture.db > -119.9)
 
     def band_audio(self, f0_hz: float, f1_hz: float, *, layer: str = "source") -> np.ndarray:
         """The source (or the last render) limited to ``f0_hz``..``f1_hz``, for listening.
@@ -325,6 +380,101 @@ class Document:
         signal = frame.synthesize(coeffs.with_groups(groups))
         return signal.detach().to("cpu", torch.float32).numpy().reshape(self.channels, -1)
 
+    # ------------------------------------------------------------------ effects
+    def effect_chain(self, placement: str = "render") -> EffectChain:
+        """The chain at ``placement``: ``"source"`` (before analysis) or ``"render"`` (after it)."""
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+        with self._lock:
+            return self._effect_chains[placement]
+
+    def set_effect_chain(self, chain: EffectChain) -> None:
+        """Put ``chain`` at its placement, replacing the chain there.
+
+        A source chain runs on the opened sound at once and the result is re-analysed:
+        edits (in seconds and Hz) are kept and all become pending, and the previous render
+        is dropped, since it was made from the old source. A render chain is tried on the
+        first second of the render, so that a broken effect fails here and not at export.
+        Emits ``"analysis"`` (source chains) and then ``"effects"``.
+
+        Raises
+        ------
+        EffectError
+            An effect that cannot be built or fails while processing; the document is
+            left exactly as it was.
+        """
+        if not isinstance(chain, EffectChain):
+            raise TypeError(f"expected an EffectChain, got {type(chain).__name__}")
+        with self._lock:
+            if chain == self._effect_chains[chain.placement]:
+                return
+            base = self.rendered if self.rendered is not None else self.samples
+        if chain.placement == "source":
+            processed = self.original_samples
+            if chain.active:
+                processed = apply_chain(chain, self.original_samples, self.sample_rate)
+            with self._lock:
+                self._effect_chains["source"] = chain
+                self.samples = processed
+                self.rendered = None
+                self._rendered_coefficients = None
+                self._analyse()
+                self._pending = []
+                for edit in self._edits:
+                    self._touched(edit)
+                self.unsaved = True
+            self.events.changed.emit("analysis")
+        else:
+            apply_chain(chain, base[:, : int(min(base.shape[1], self.sample_rate))], self.sample_rate)
+            with self._lock:
+                self._effect_chains["render"] = chain
+                self.unsaved = True
+        self.events.changed.emit("effects")
+
+    def output(self) -> np.ndarray:
+        """What is played as the render and exported: the render (or the source, when
+        nothing was rendered) through the render chain, float32 ``[channels, frames]``.
+
+        Cached until the render or the chain changes; do not modify the array.
+        """
+        with self._lock:
+            base = self.rendered if self.rendered is not None else self.samples
+            chain = self._effect_chains["render"]
+            cached = self._output_cache
+        if not chain.active:
+            return base
+        if cached is not None and cached[0] is base and cached[1] == chain:
+            return cached[2]
+        out = apply_chain(chain, base, self.sample_rate)
+        with self._lock:
+            self._output_cache = (base, chain, out)
+        return out
+
+    def preview_effects(
+        self, chain: EffectChain, start_s: float = 0.0, end_s: float | None = None, *, tail_s: float = 1.0
+    ) -> tuple[float, np.ndarray]:
+        """Hear ``chain`` on a short span without changing anything: ``(start_s, samples)``.
+
+        A source chain runs on the opened sound, a render chain on the render (or on the
+        source when nothing was rendered). The span (default: 4 s from ``start_s``) is
+        followed by ``tail_s`` seconds of silence, so that reverbs and delays ring out.
+        Returns float32 ``[channels, frames]`` starting at ``start_s`` seconds.
+        """
+        end_s = start_s + 4.0 if end_s is None else end_s
+        lo = int(round(min(max(start_s, 0.0), self.duration) * self.sample_rate))
+        hi = int(round(min(max(end_s, 0.0), self.duration) * self.sample_rate))
+        if hi <= lo:
+            raise ValueError(f"nothing to preview between {start_s:g} and {end_s:g} s (the sound is "
+                             f"{self.duration:.3f} s long)")
+        with self._lock:
+            if chain.placement == "source":
+                base = self.original_samples
+            else:
+                base = self.rendered if self.rendered is not None else self.samples
+        span = np.concatenate([base[:, lo:hi], np.zeros((self.channels, int(tail_s * self.sample_rate)), np.float32)],
+                              axis=1)
+        return lo / self.sample_rate, apply_chain(chain, span, self.sample_rate)
+
     # ------------------------------------------------------------------ render and export
     def render(
         self,
@@ -349,6 +499,7 @@ class Document:
         if not spans:
             signal = torch.from_numpy(base)
             return RetrievalResult(signal, -math.inf, 0, 0.0, False, [])
+        targets = edit_list_targets(frame, self.samples, edits)  # plugin edits see the whole sound
 
         def local_target(window: Coefficients) -> Coefficients:
             # The edits act on the source's magnitudes in that window; the previous
@@ -356,7 +507,7 @@ class Document:
             end = window.offset + window.length
             source = frame.analyze(torch.from_numpy(self.samples[:, window.offset : end]))
             source.offset = window.offset
-            return apply_edits(source, edits)
+            return targets(source)
 
         result = rerender_spans(
             frame, torch.from_numpy(base), spans, local_target, settings, progress=progress, cancel=cancel
@@ -398,11 +549,12 @@ class Document:
             edits = list(self._edits)
             frame = self.render_frame
         lo_s, hi_s = spans[0]
+        targets = edit_list_targets(frame, self.samples, edits)
 
         def local_target(window: Coefficients) -> Coefficients:
             source = frame.analyze(torch.from_numpy(self.samples[:, window.offset : window.offset + window.length]))
             source.offset = window.offset
-            return apply_edits(source, edits)
+            return targets(source)
 
         settings = RetrievalSettings(method="fgla", init="original", iterations=int(iterations))
         result = rerender_spans(frame, torch.from_numpy(base), [(lo_s, hi_s)], local_target, settings, cancel=cancel)
@@ -419,14 +571,18 @@ class Document:
         clip: str = "error",
         render_first: bool = True,
     ) -> SaveReport:
-        """Write the render (or the source, when nothing was edited) to ``path``.
+        """Write the render (or the source, when nothing was edited), through the render
+        effect chain, to ``path``.
 
         Never overwrites the opened file. Unrendered edits are rendered first unless
         ``render_first`` is False, in which case the last render is written.
         """
         if render_first and self.unrendered_edits:
             self.render()
-        signal = self.rendered if self.rendered is not None else self.samples
+        try:
+            signal = self.output()  # the render chain applies to what is exported
+        except EffectError as exc:  # reported like any other failed write; nothing is written
+            raise AudioWriteError(path, str(exc)) from None
         report = save_audio(
             path, signal, self.sample_rate, bit_depth=bit_depth, quality=quality, clip=clip, source_path=self.path
         )

@@ -22,9 +22,14 @@ __all__ = [
     "BadSampleRate",
     "ClippingError",
     "DestinationExists",
+    "EffectError",
+    "EffectProcessingError",
+    "BadEffectParameter",
     "EmptyAudio",
     "InvalidSamples",
     "NonFiniteAudio",
+    "PluginLoadError",
+    "PresetError",
     "TruncatedAudio",
     "UnreadableAudio",
     "UnsupportedFormat",
@@ -214,3 +219,84 @@ class DestinationExists(AudioWriteError):
 
 class WouldOverwriteSource(AudioWriteError):
     """The destination is the file the audio was loaded from."""
+
+
+# --------------------------------------------------------------------------- effects
+
+
+class EffectError(Exception):
+    """Base class of every effect-chain error (built-in effects, VST3 plugins, presets).
+
+    Like :class:`AudioError`, ``str(err)`` is one line that names what failed and why.
+
+    Parameters
+    ----------
+    reason : str
+        Why it failed, one line, without the effect's name or the path.
+    effect : str, optional
+        The effect concerned (``"Reverb"``, ``"VST3 'Foo'"``).
+    path : str or os.PathLike, optional
+        The file concerned: a VST3 plugin, an impulse response, a preset.
+
+    Attributes
+    ----------
+    reason : str
+    effect : str or None
+    path : pathlib.Path or None
+    """
+
+    def __init__(self, reason: str, *, effect: str | None = None, path: str | os.PathLike | None = None):
+        self.reason = _one_line(reason)
+        self.effect = effect
+        self.path = Path(path) if path is not None else None
+        super().__init__(self._message())
+
+    def _where(self) -> str:
+        parts = [self.effect] if self.effect else []
+        if self.path is not None:
+            parts.append(f"'{self.path}'")
+        return " ".join(parts)
+
+    def _message(self) -> str:
+        where = self._where()
+        return f"{where}: {self.reason}" if where else self.reason
+
+    def __reduce__(self):
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+class BadEffectParameter(EffectError, ValueError):
+    """A parameter an effect does not have, or a value outside its range or of the wrong type."""
+
+
+class PluginLoadError(EffectError):
+    """A VST3 plugin could not be loaded: no such file, not a plugin, a scan failure."""
+
+    def _message(self) -> str:
+        what = f"VST3 plugin '{self.path}'" if self.path is not None else "VST3 plugin"
+        return f"cannot load {what}: {self.reason}"
+
+
+class EffectProcessingError(EffectError):
+    """An effect raised (or produced NaN/inf) while processing; the input is left untouched."""
+
+    def _message(self) -> str:
+        return f"{self._where() or 'effect'} failed while processing: {self.reason}; the audio was left unchanged"
+
+
+class PresetError(EffectError, ValueError):
+    """An effect preset file that cannot be read (missing, not JSON, wrong format or version,
+    a bad effect or parameter) or written.
+
+    Attributes
+    ----------
+    action : {"read", "write"}
+    """
+
+    def __init__(self, reason: str, *, path=None, effect: str | None = None, action: str = "read"):
+        self.action = action
+        super().__init__(reason, effect=effect, path=path)
+
+    def _message(self) -> str:
+        where = f"preset '{self.path}'" if self.path is not None else "preset"
+        return f"cannot {self.action} {where}: {self.reason}"

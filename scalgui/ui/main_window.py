@@ -3,7 +3,8 @@ selections, playback and the analysis settings.
 
 The window holds one :class:`~scalgui.app.document.Document` at a time. Edits from the
 tools go through a QUndoStack (one command per edit, shown in the History panel); a
-pending selection is applied with the current mode as one edit. Opening a file,
+pending selection is applied with the current mode as one edit, and every change of the
+selection is a step of the same history. Opening a file,
 re-analysing and rendering run in worker threads, so the window never freezes.
 """
 from __future__ import annotations
@@ -28,8 +29,10 @@ from PyQt6.QtWidgets import (
 from .analysis_dialog import AnalysisSettingsDialog
 from .commands import push_edit
 from .convergence import ConvergencePlot
+from .effects_panel import make_effects_dock
 from .export_dialog import ExportOptionsDialog
 from .freq_axis import note_name
+from .plugin_menu import install_plugin_menu
 from .scalogram_view import COLORMAPS, ScalogramView
 from .toolbars import DisplayBar, ToolBar
 from .tools import ToolSettings, make_tool
@@ -110,6 +113,8 @@ class MainWindow(QMainWindow):
         self.view = ScalogramView(self)
         self.setCentralWidget(self.view)
         self.undo_stack = QUndoStack(self)
+        # Selection changes are undo steps too, in one history with the edits.
+        self.view.selection.set_undo_stack(self.undo_stack)
         self.tool_bar = ToolBar(self.tool_settings, self)
         self.display_bar = DisplayBar(self)
         self.transport = TransportBar(self)
@@ -120,8 +125,13 @@ class MainWindow(QMainWindow):
         self.addToolBar(self.transport)
         self._build_history()
         self._build_convergence()
+        self.effects_dock = make_effects_dock(self)  # sets self.effects_panel
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.effects_dock)
+        self.tabifyDockWidget(self.history_dock, self.effects_dock)
+        self.history_dock.raise_()
         self._build_status_bar()
         self._build_menus()
+        install_plugin_menu(self)  # Plugins menu, before Render (issue 5)
         self._connect()
         self.setAcceptDrops(True)
         self.setWindowTitle("scalgui")
@@ -256,6 +266,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.history_dock.toggleViewAction())
         view_menu.addAction(self.convergence_dock.toggleViewAction())
+        view_menu.addAction(self.effects_dock.toggleViewAction())
 
         play_menu = menu.addMenu("&Play")
         bar = self.transport
@@ -384,6 +395,8 @@ class MainWindow(QMainWindow):
     def _document_changed(self, kind: str) -> None:
         self.view.document_changed(kind)
         if kind == "render":
+            self._update_player_audio()
+        if kind == "effects":  # a source chain changes what A plays, a render chain what B plays
             self._update_player_audio()
         self._update_actions()
         self._update_title()
@@ -616,6 +629,11 @@ class MainWindow(QMainWindow):
             return None
         use_render = self.transport.b_action.isChecked() and doc.rendered is not None
         samples = doc.rendered if use_render else doc.samples
+        if use_render and hasattr(doc, "output"):  # the render passes through the render effect chain
+            try:
+                samples = doc.output()
+            except Exception as exc:  # noqa: BLE001 - a failing effect must not stop playback
+                self.statusBar().showMessage(f"Render effects skipped: {exc}", 8000)
         bounds = self.view.selection_bounds()
         band_audio = getattr(doc, "band_audio", None)
         if self.transport.band_action.isChecked() and bounds is not None and band_audio is not None:
@@ -984,6 +1002,7 @@ class MainWindow(QMainWindow):
         if self._render_cancel is not None:
             self._render_cancel.cancel()
         self.cancel_preview()
+        self.effects_panel.shutdown()
         for thread in list(self._threads):
             thread.quit()
             thread.wait()

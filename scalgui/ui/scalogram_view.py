@@ -289,7 +289,7 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         """Show ``doc`` (or nothing with ``None``), fitted to the whole sound."""
         if self.tool.active:
             self.tool.cancel(self)
-        self.selection.clear()
+        self.selection.reset()  # not an undo step: the window starts a new history
         self._doc = doc
         self._revision += 1
         self._first_revision = self._revision  # pictures of an earlier document are dropped

@@ -1,4 +1,4 @@
-"""The pending selection: shapes added and subtracted, drawn as outlines, applied as one edit.
+"""The pending selection: shapes added and subtracted, outlined, applied as one edit.
 
 Selection tools (lasso, time range, frequency band, harmonic; the rectangle with Shift or
 Alt/Ctrl held) do not edit at once: each drag joins a shape to the pending selection —
@@ -7,6 +7,14 @@ replacing it (no modifier), adding to it (Shift) or subtracting from it (Alt or 
 :class:`~scalgui.dsp.edits.Combined` of the parts, which the window applies with the
 current mode as one :class:`~scalgui.dsp.edits.Edit` (one undo step).
 
+Every change of the selection — select, add, subtract, deselect — is an undo step too
+(:class:`SelectionCommand`, "Select lasso", "Add band to selection", "Deselect"), on
+the same QUndoStack as the edits, as in RX or Photoshop: Ctrl+Z walks back through
+selections and edits in the order they were made. The selection is view state, not
+document data (a script edits with shapes directly), so it and its commands live here.
+
+The overlay draws one outline: the boundary of the region the parts make together
+(:func:`selection_path`: added parts united, subtracted parts cut out, holes included).
 Shapes are in seconds and Hz; outlines are drawn in the view's coordinates, seconds and
 octaves (``log2(Hz)``).
 """
@@ -16,12 +24,15 @@ import math
 from dataclasses import dataclass
 
 from PyQt6.QtCore import QObject, QPointF, QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QBrush, QColor, QPainterPath, QPen, QPolygonF
+from PyQt6.QtGui import QBrush, QColor, QPainterPath, QPen, QPolygonF, QUndoCommand
 from PyQt6.QtWidgets import QGraphicsPathItem
 
 from scalgui.dsp.edits import Band, Combined, Harmonic, Lasso, Rectangle, TimeRange
 
-__all__ = ["OPS", "Selected", "Selection", "SelectionOverlay", "outline_item", "shape_bounds", "shape_path"]
+__all__ = [
+    "OPS", "Selected", "Selection", "SelectionCommand", "SelectionOverlay", "outline_item", "selection_path",
+    "shape_bounds", "shape_name", "shape_path",
+]
 
 #: How a gesture joins the pending selection: replace it, add to it, subtract from it.
 OPS = ("replace", "add", "subtract")
@@ -99,9 +110,48 @@ def shape_path(shape, duration: float, extent: tuple[float, float]) -> QPainterP
                 break
             path.addRect(QRectF(shape.t0, centre - half, shape.t1 - shape.t0, 2 * half))
     elif isinstance(shape, Combined):
-        for part, _op in shape.parts:
-            path.addPath(shape_path(part, duration, extent))
+        path.addPath(selection_path(shape.parts, duration, extent))
     return path
+
+
+def selection_path(parts, duration: float, extent: tuple[float, float]) -> QPainterPath:
+    """One outline of the region a selection covers, in view coordinates (seconds, octaves).
+
+    The added parts' outlines (:func:`shape_path`) are united and the subtracted ones
+    taken away, as :class:`~scalgui.dsp.edits.Combined` weighs them (whatever the order
+    of the parts): overlaps merge, a subtracted part inside an added one is a hole, one
+    across its edge bites it off. Feathers are not drawn, as for a single shape.
+
+    Parameters
+    ----------
+    parts : sequence of (shape, op)
+        ``op`` is ``"add"`` or ``"subtract"``.
+    duration : float
+        Seconds; closes bands at the ends of the sound.
+    extent : (float, float)
+        Octaves; closes time ranges at the lowest and highest band.
+    """
+    added, removed = QPainterPath(), QPainterPath()
+    for shape, op in parts:
+        path = shape_path(shape, duration, extent)
+        if op == "subtract":
+            removed = removed.united(path)
+        elif added.isEmpty():
+            added = path
+        else:
+            added = added.united(path)
+    # Qt's path clipper works on the polygons' edges, not on a raster: the outline is
+    # as sharp at any zoom as the single shapes', and is not redrawn when zooming.
+    return added.subtracted(removed) if not removed.isEmpty() else added
+
+
+_SHAPE_WORDS = {Rectangle: "rectangle", TimeRange: "time range", Band: "band", Lasso: "lasso",
+                Harmonic: "harmonics", Combined: "selection"}
+
+
+def shape_name(shape) -> str:
+    """A word for a shape in the history panel: ``"lasso"``, ``"time range"``..."""
+    return _SHAPE_WORDS.get(type(shape), type(shape).__name__.lower())
 
 
 def outline_item(op: str = "add") -> QGraphicsPathItem:
@@ -118,13 +168,41 @@ def outline_item(op: str = "add") -> QGraphicsPathItem:
     return item
 
 
+class SelectionCommand(QUndoCommand):
+    """One change of a :class:`Selection` as an undo step: redo sets ``after``, undo ``before``.
+
+    Parameters
+    ----------
+    selection : Selection
+    before, after : tuple of (shape, op)
+        The parts before and after the change.
+    text : str
+        What the history panel shows.
+    """
+
+    def __init__(self, selection: "Selection", before, after, text: str) -> None:
+        super().__init__(text)
+        self.selection = selection
+        self.before = tuple(before)
+        self.after = tuple(after)
+
+    def redo(self) -> None:
+        self.selection._set(self.after)
+
+    def undo(self) -> None:
+        self.selection._set(self.before)
+
+
 class Selection(QObject):
     """The pending selection of a view: ``(shape, "add" | "subtract")`` parts.
+
+    With an undo stack (:meth:`set_undo_stack`), :meth:`combine` and :meth:`clear` push a
+    :class:`SelectionCommand` (one history step each); without one they change it at once.
 
     Signals
     -------
     changed()
-        Parts were added, subtracted or cleared.
+        Parts were added, subtracted or cleared (also by undo and redo).
     """
 
     changed = pyqtSignal()
@@ -132,6 +210,11 @@ class Selection(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._parts: list[tuple[object, str]] = []
+        self._stack = None
+
+    def set_undo_stack(self, stack) -> None:
+        """Record every change as a :class:`SelectionCommand` on ``stack`` (a QUndoStack, or None)."""
+        self._stack = stack
 
     @property
     def parts(self) -> tuple[tuple[object, str], ...]:
@@ -146,17 +229,35 @@ class Selection(QObject):
             raise ValueError(f"unknown selection operation {op!r}; choose one of: {', '.join(OPS)}")
         if op == "subtract" and not self._parts:
             return False
+        name = shape_name(shape)
         if op == "replace":
-            self._parts = [(shape, "add")]
+            parts, text = [(shape, "add")], f"Select {name}"
+        elif op == "add":
+            parts, text = [*self._parts, (shape, "add")], f"Add {name} to selection"
         else:
-            self._parts.append((shape, op))
-        self.changed.emit()
+            parts, text = [*self._parts, (shape, "subtract")], f"Subtract {name} from selection"
+        self._change(parts, text)
         return True
 
     def clear(self) -> None:
+        """Deselect (an undo step when there was a selection)."""
         if self._parts:
-            self._parts = []
-            self.changed.emit()
+            self._change((), "Deselect")
+
+    def reset(self) -> None:
+        """Drop the selection without an undo step (another document, another history)."""
+        if self._parts:
+            self._set(())
+
+    def _change(self, parts, text: str) -> None:
+        if self._stack is None:
+            self._set(parts)
+        else:
+            self._stack.push(SelectionCommand(self, self._parts, parts, text))  # push runs redo()
+
+    def _set(self, parts) -> None:
+        self._parts = list(parts)
+        self.changed.emit()
 
     def shape(self):
         """The selection as one shape (``None`` when empty): the part itself, or a Combined."""
@@ -180,7 +281,7 @@ class Selection(QObject):
 
 
 class SelectionOverlay:
-    """Draws a :class:`Selection` on a view: one outlined path per part."""
+    """Draws a :class:`Selection` on a view: one outline of the region it covers."""
 
     def __init__(self, view) -> None:
         self._view = view
@@ -192,13 +293,12 @@ class SelectionOverlay:
             view.remove_preview(item)
         self._items = []
         doc = view.document
-        if doc is None:
+        if doc is None or not selection:
             return
-        for shape, op in selection.parts:
-            item = outline_item(op)
-            item.setPath(shape_path(shape, doc.duration, view.octave_extent()))
-            view.add_preview(item, z=12)
-            self._items.append(item)
+        item = outline_item("add")
+        item.setPath(selection_path(selection.parts, doc.duration, view.octave_extent()))
+        view.add_preview(item, z=12)
+        self._items.append(item)
 
     @property
     def items(self) -> list[QGraphicsPathItem]:
