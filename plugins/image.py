@@ -173,9 +173,11 @@ def target_magnitudes(frame, coeffs, amplitude: np.ndarray, t0: float, t1: float
 
 
 def render(frame, amplitude: np.ndarray, t0: float, t1: float, fmin: float, fmax: float, n: int,
-           iterations: int) -> tuple[int, np.ndarray]:
+           iterations: int, *, progress=None, cancel=None) -> tuple[int, np.ndarray]:
     """Retrieve a sound for the picture: ``(first_sample, samples [frames])`` of a window
-    of a sound ``n`` samples long (the span plus the atoms' reach, clipped to the sound)."""
+    of a sound ``n`` samples long (the span plus the atoms' reach, clipped to the sound).
+    ``progress`` and ``cancel`` go to :func:`scalgui.dsp.phase.retrieve` (a cancelled run
+    returns early: its result is not the picture's sound)."""
     from scalgui.dsp.phase import RetrievalSettings, retrieve
 
     sr = frame.sample_rate
@@ -187,7 +189,8 @@ def render(frame, amplitude: np.ndarray, t0: float, t1: float, fmin: float, fmax
     if not any(bool(m.any()) for m in magnitudes):
         return lo, np.zeros(hi - lo, dtype=np.float32)
     target = window.with_groups([m.unsqueeze(0) for m in magnitudes])
-    result = retrieve(frame, target, RetrievalSettings(method="fgla", init="gradient", iterations=int(iterations)))
+    result = retrieve(frame, target, RetrievalSettings(method="fgla", init="gradient", iterations=int(iterations)),
+                      progress=progress, cancel=cancel)
     return lo, result.signal[0].detach().to("cpu", torch.float32).numpy()
 
 
@@ -216,7 +219,10 @@ def audio(ctx, samples: np.ndarray) -> np.ndarray:
     if cached is None:
         amplitude = brightness_to_amplitude(load_brightness(path), level_db=p["level_db"],
                                             dynamic_range_db=p["dynamic_range_db"], gamma=p["gamma"])
-        cached = render(frame, amplitude, t0, t1, fmin, fmax, n, p["iterations"])
+        cached = render(frame, amplitude, t0, t1, fmin, fmax, n, p["iterations"], cancel=ctx.cancel_token,
+                        progress=lambda r: ctx.progress(r.iteration / max(r.iterations, 1),
+                                                        f"image: iteration {r.iteration} of {r.iterations}"))
+        ctx.check()  # a cancelled retrieval stops early: never cache (or use) its result
         with _CACHE_LOCK:
             _CACHE[key] = cached
             while len(_CACHE) > _CACHE_SIZE:

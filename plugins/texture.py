@@ -123,7 +123,7 @@ def log_distance(stats: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 def synthesise(reference: np.ndarray, length: int, *, J: int, Q: int, iterations: int, seed: int,
-               device: str | torch.device = "cpu") -> np.ndarray:
+               device: str | torch.device = "cpu", step=None) -> np.ndarray:
     """A texture of ``length`` samples whose scattering statistics match ``reference``'s.
 
     Parameters
@@ -139,6 +139,9 @@ def synthesise(reference: np.ndarray, length: int, *, J: int, Q: int, iterations
     seed : int
         Seed of the starting noise.
     device : str or torch.device
+    step : callable, optional
+        ``step(evaluation, evaluations)`` before each scattering evaluation of the
+        optimisation (a plugin passes its ``ctx.progress``, which may raise to stop it).
 
     Returns
     -------
@@ -163,7 +166,12 @@ def synthesise(reference: np.ndarray, length: int, *, J: int, Q: int, iterations
             history_size=20, line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-12,
         )
 
+        evaluations = [0, int(iterations * 5 // 4) + 1]
+
         def closure():
+            if step is not None:
+                step(*evaluations)
+            evaluations[0] += 1
             optimizer.zero_grad(set_to_none=True)
             stats = scattering_statistics(z * rms, J, Q)
             loss = ((torch.log(stats + floor) - target) ** 2).mean()
@@ -229,7 +237,8 @@ def audio(ctx, samples: np.ndarray) -> np.ndarray:
     key = (b - a, sr, J, p["Q"], p["iterations"], p["seed"], str(ctx.device))
     texture = _cached(key, reference, lambda: synthesise(reference, b - a, J=J, Q=int(p["Q"]),
                                                          iterations=int(p["iterations"]), seed=int(p["seed"]),
-                                                         device=ctx.device))
+                                                         device=ctx.device, step=lambda i, n: ctx.progress(
+                                                             i / n, f"texture: evaluation {i + 1} of at most {n}")))
     # Equal-power cross-fades (the texture and what it replaces are uncorrelated),
     # skipped at the ends of the sound.
     m = b - a

@@ -7,7 +7,11 @@
     scalgui fx IN -o OUT --preset P.json  run a sound file through a preset's effect chains
     scalgui plugins [NAME]            list the plugins found (and the broken ones, with why)
     scalgui apply PLUGIN IN -o OUT     apply a plugin to a sound (or a selection) and render it
+    scalgui render PROJECT -o OUT     render a project; --batch DIR applies it to a folder
     scalgui bench analyze [options]   wavelet analysis against ssqueezepy, with ratios
+
+``scalgui --edit-in-place FILE`` opens FILE as an audio workstation's external editor:
+Save writes the result back over FILE (same format, rate and bit depth), keeping a backup.
 
 Each sub-command is a pair of functions, ``add_arguments(parser)`` and
 ``run(args) -> int``, registered in :func:`build_parser`; heavy modules (torch,
@@ -136,9 +140,21 @@ class _Progress:
 
 
 def _run_editor(args: argparse.Namespace) -> int:
+    in_place = getattr(args, "edit_in_place", None)
+    if in_place is not None:
+        if args.file is not None:
+            raise CommandError(f"--edit-in-place {in_place}: give the file once, not also {args.file}")
+        from scalgui.app.in_place import InPlaceTarget
+        from scalgui.audio import AudioError
+
+        try:  # before any window: a file that cannot be written back is refused now
+            InPlaceTarget.of(in_place)
+        except AudioError as exc:
+            raise CommandError(str(exc)) from None
+        _check_output(in_place)
     from scalgui.ui import app
 
-    return int(app.main(args.file) or 0)
+    return int(app.main(args.file, edit_in_place=in_place) or 0)
 
 
 # --------------------------------------------------------------------------- analyze
@@ -331,7 +347,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- parser
 
-_COMMAND_NAMES = ("analyze", "invert", "fx", "plugins", "apply", "bench")
+_COMMAND_NAMES = ("analyze", "invert", "fx", "plugins", "apply", "render", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     from scalgui import __version__
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--edit-in-place", metavar="FILE", default=None,
+                        help="open FILE as an audio workstation's external editor: Save (Ctrl+S) writes the result "
+                             "back over FILE in its own format, keeping a backup (FILE.orig.EXT)")
     parser.set_defaults(run=_run_editor, file=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", prog=PROG)
 
@@ -366,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins_command.add_parser(sub)
 
+    from scalgui.commands import render as render_command
+
+    render_command.add_parser(sub)
+
     from scalgui.bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -375,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _editor_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Open the scalgui editor.")
     parser.add_argument("file", nargs="?", metavar="FILE", help="audio file to open")
+    parser.add_argument("--edit-in-place", metavar="FILE", default=None,
+                        help="external-editor mode (for REAPER, Ardour...): open FILE; Save (Ctrl+S) renders and "
+                             "writes back to FILE in its own format, sample rate and bit depth, after keeping "
+                             "a backup of the original as FILE.orig.EXT")
     parser.set_defaults(run=_run_editor)
     return parser
 

@@ -120,10 +120,12 @@ def test_building_a_source_chain_with_the_mouse_changes_the_documents_audio(qtbo
 
     stack = panel.undo_stack
     assert stack.count() == 1 and stack.undoText().startswith("Effects: source chain")
-    stack.undo()
+    with qtbot.waitSignal(panel.restored, timeout=20000):  # undo re-analyses in a worker
+        stack.undo()
     np.testing.assert_array_equal(doc.samples, original)
     assert len(panel.chain) == 0 and panel.effect_list.count() == 0  # the panel follows the document
-    stack.redo()
+    with qtbot.waitSignal(panel.restored, timeout=20000):
+        stack.redo()
     np.testing.assert_allclose(doc.samples, original * 10 ** (6 / 20), rtol=1e-6, atol=1e-7)
     assert [s.type for s in panel.chain] == ["Invert", "Gain"]
 
@@ -212,7 +214,8 @@ def test_presets_save_and_load_through_the_panel(qtbot, panel, doc, tmp_path, mo
     np.testing.assert_allclose(doc.samples, original * 10 ** (-6 / 20), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(doc.output(), -doc.samples, atol=0)
     assert panel.undo_stack.count() == 1
-    panel.undo_stack.undo()
+    with qtbot.waitSignal(panel.restored, timeout=20000):
+        panel.undo_stack.undo()
     assert doc.effect_chain("source") == EffectChain("source") and doc.effect_chain("render") == EffectChain("render")
 
 
@@ -279,7 +282,9 @@ def test_the_window_has_an_effects_dock_and_undo_reaches_it(qtbot, tmp_path, mon
     np.testing.assert_array_equal(window.player.samples, -original)  # A plays the processed source
     assert window.undo_stack.count() == 1
     window.view.setFocus()
-    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    with qtbot.waitSignal(panel.restored, timeout=20000):
+        qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.analysing)
     np.testing.assert_array_equal(doc.samples, original)
     np.testing.assert_array_equal(window.player.samples, original)
     window.set_document(None)

@@ -105,6 +105,11 @@ class Document:
         self._effect_chains = {p: EffectChain(p) for p in PLACEMENTS}
         self._output_cache: tuple | None = None
         self.unsaved = False
+        # Project state (scalgui.app.project): the .scalproj this document was opened from
+        # or saved to, how renders resynthesise, and how the render is written.
+        self.project_path: Path | None = None
+        self.retrieval_settings: RetrievalSettings = DEFAULT_RENDER
+        self.export_options: dict = {}
         self.settings = settings or FrameSettings(self.sample_rate)
         self._analyse()
 
@@ -163,6 +168,56 @@ class Document:
         """Whether edits changed the target since the last render."""
         return bool(self._pending)
 
+    @property
+    def pending_spans(self) -> tuple[tuple[float, float], ...]:
+        """Time spans (s) the edits changed since the last render."""
+        with self._lock:
+            return tuple(self._pending)
+
+    # ------------------------------------------------------------------ projects
+    def save_project(self, path: str | Path, *, embed_source: bool | str = False, embed_render: bool = False) -> Path:
+        """Save the work as a ``.scalproj`` project, atomically (see :mod:`scalgui.app.project`)."""
+        from .project import save_project
+
+        return save_project(self, path, embed_source=embed_source, embed_render=embed_render)
+
+    @classmethod
+    def open_project(cls, path: str | Path, *, locate=None, **kwargs) -> "Document":
+        """Open a ``.scalproj`` project (see :func:`scalgui.app.project.open_project`)."""
+        from .project import open_project
+
+        return open_project(path, locate=locate, **kwargs)
+
+    def restore(self, edits, *, rendered: np.ndarray | None = None, pending=None) -> None:
+        """Replace the edit list and the render, without undo history (opening a project).
+
+        Parameters
+        ----------
+        edits : sequence of Edit or PluginEdit
+        rendered : np.ndarray [shape=(channels, frames)], optional
+            A render of these edits, float32, the source's shape.
+        pending : sequence of (float, float), optional
+            Spans in seconds the render has not caught up with; default: every span the
+            edits touch (all of them, when there is no render).
+        """
+        edits = list(edits)
+        for edit in edits:
+            if not isinstance(edit, (Edit, PluginEdit)):
+                raise TypeError(f"expected an Edit or a PluginEdit, got {type(edit).__name__}")
+        if rendered is not None and np.shape(rendered) != self.samples.shape:
+            raise ValueError(f"render is {np.shape(rendered)}, the sound {self.samples.shape}")
+        with self._lock:
+            self._edits, self._redo, self._target = edits, [], None
+            self.rendered = None if rendered is None else np.ascontiguousarray(rendered, dtype=np.float32)
+            self._rendered_coefficients = None
+            self._pending = []
+            if rendered is None or pending is None:
+                for edit in edits:
+                    self._touched(edit)
+            else:
+                self._pending = [(float(a), float(b)) for a, b in pending]
+        self.events.changed.emit("analysis")  # every picture is out of date
+
     # ------------------------------------------------------------------ analysis
     @property
     def render_settings(self) -> FrameSettings:
@@ -180,8 +235,18 @@ class Document:
         self.frame = WaveletFrame(self.settings, device=self.device)
         self.coefficients = self.frame.analyze(torch.from_numpy(self.samples))
         self._target = None
-        if self.rendered is not None:
-            self._rendered_coefficients = self.frame.analyze(torch.from_numpy(self.rendered))
+        self._rendered_coefficients = None  # re-analysed on first use (_render_coefficients)
+
+    def _render_coefficients(self) -> Coefficients | None:
+        """The last render's coefficients on the picture frame, analysed on first use.
+
+        Not at every render: they are as big as the source's (about 11 GB for an hour of
+        stereo 44.1 kHz), and opening, editing, rendering and exporting never need them.
+        """
+        with self._lock:
+            if self._rendered_coefficients is None and self.rendered is not None:
+                self._rendered_coefficients = self.frame.analyze(torch.from_numpy(self.rendered))
+            return self._rendered_coefficients
 
     def set_settings(self, settings: FrameSettings) -> None:
         """Re-analyse with other settings; edits (in seconds and Hz) are kept."""
@@ -304,8 +369,8 @@ class Document:
             edits = list(self._edits) if layer == "target" else []
             if edits and (self._target is not None or not strip or not pointwise(edits)):
                 magnitudes = self.target()
-            elif layer == "render" and self._rendered_coefficients is not None:
-                coeffs = self._rendered_coefficients
+            elif layer == "render" and self.rendered is not None:
+                coeffs = self._render_coefficients()
         if edits and magnitudes is None:
             # A strip of an overview before the whole target was ever needed: edit only
             # the coefficients it shows (a local edit then never costs the whole sound).
@@ -357,8 +422,8 @@ class Document:
         if not 0 <= f0_hz < f1_hz:
             raise ValueError(f"band needs 0 <= f0 < f1, got {f0_hz} to {f1_hz} Hz")
         with self._lock:
-            if layer == "render" and self._rendered_coefficients is not None:
-                coeffs = self._rendered_coefficients
+            if layer == "render" and self.rendered is not None:
+                coeffs = self._render_coefficients()
             elif layer in ("source", "render"):
                 coeffs = self.coefficients
             else:
@@ -490,7 +555,7 @@ class Document:
         a GUI calls it from a worker thread. A cancelled render keeps what it finished and
         leaves the rest pending.
         """
-        settings = settings or DEFAULT_RENDER
+        settings = settings or self.retrieval_settings
         with self._lock:
             base = self.rendered if self.rendered is not None else self.samples
             spans = list(self._pending)
@@ -515,7 +580,7 @@ class Document:
         rendered = result.signal.detach().to("cpu", torch.float32).numpy().copy()
         with self._lock:
             self.rendered = rendered
-            self._rendered_coefficients = self.frame.analyze(torch.from_numpy(rendered))
+            self._rendered_coefficients = None  # analysed when a picture or a band asks
             if not result.cancelled:
                 self._pending = [s for s in self._pending if s not in spans]
             self.unsaved = True

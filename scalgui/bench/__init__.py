@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, str] = {
     "analyze": "scalgui.bench.analyze",
     "invert": "scalgui.bench.invert",
     "editor": "scalgui.bench.editor",
+    "memory": "scalgui.bench.memory",
 }
 
 _RESULT_MARK = "@@SCALGUI-BENCH-RESULT@@"

@@ -18,6 +18,7 @@ long signals agree with a one-shot transform.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -39,6 +40,17 @@ __all__ = [
 ]
 
 LOWPASS, WAVELET, HIGHPASS = "lowpass", "wavelet", "highpass"
+
+log = logging.getLogger(__name__)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a device running out of memory (CUDA's OutOfMemoryError, or
+    the RuntimeError other accelerator back-ends such as MPS raise)."""
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 #: Voices per octave of the frame used to retrieve a phase from magnitudes alone
 #: (``scalgui invert``, with :meth:`FrameSettings.for_retrieval` atoms as wide as at 24).
@@ -380,6 +392,13 @@ class WaveletFrame:
         self.pad_limit = pad_limit
         self._segments_per_batch = segments_per_batch
         self._plans: dict[int, _Plan] = {}
+        # Out-of-memory fallback (see _transform): a cap on segments per batch learnt from
+        # a failure, and a twin of this frame on the CPU once single segments fail too.
+        self._batch_cap: int | None = None
+        self._fallback: WaveletFrame | None = None
+        self._on_fallback = False
+        #: One line per fallback taken (smaller batches, then the CPU), oldest first.
+        self.memory_fallbacks: list[str] = []
 
     # ------------------------------------------------------------------ design
     @property
@@ -678,7 +697,7 @@ class WaveletFrame:
         if segmented and pad != self.pad:
             raise ValueError("a signal padded by less than the atoms' reach cannot be processed in segments")
         if not segmented:
-            groups = self.forward_block(padded)
+            groups = self._block(True, padded)
         else:
             groups = self._analyze_segments(padded)
         return Coefficients(groups, self, length, pad, n)
@@ -703,7 +722,7 @@ class WaveletFrame:
         if segmented is None:
             segmented = n > self.segment_length
         if not segmented:
-            padded = self.inverse_block(coeffs.groups, n)
+            padded = self._block(False, coeffs.groups, n)
         else:
             padded = self._synthesize_segments(coeffs.groups, n)
         return padded[..., coeffs.pad_left : coeffs.pad_left + coeffs.length]
@@ -740,20 +759,87 @@ class WaveletFrame:
 
         On the CPU one at a time (batching gains nothing there and costs memory). On a
         GPU as many as fit in half of the free memory, counting the coefficients, their
-        band spectra and the signal, so that long files keep the device busy.
+        band spectra and the signal, so that long files keep the device busy. After the
+        device ran out of memory, at most half the batch that failed (see :meth:`analyze`).
         """
         if self._segments_per_batch is not None:
-            return self._segments_per_batch
-        if self.device.type != "cuda":
-            return 1
-        free, _total = torch.cuda.mem_get_info(self.device)
-        itemsize = 16 if self.dtype == torch.float64 else 8
-        per_segment = self.segment_length * max(batch_size, 1) * itemsize * (3 * self.coefficients_per_sample + 2)
-        return max(1, int(0.5 * free // per_segment))
+            k = self._segments_per_batch
+        elif self.device.type != "cuda":
+            k = 1
+        else:
+            free, _total = torch.cuda.mem_get_info(self.device)
+            itemsize = 16 if self.dtype == torch.float64 else 8
+            per_segment = self.segment_length * max(batch_size, 1) * itemsize * (3 * self.coefficients_per_sample + 2)
+            k = max(1, int(0.5 * free // per_segment))
+        return min(k, self._batch_cap) if self._batch_cap is not None else k
 
-    def _batches(self, starts: list[int], batch_size: int) -> list[list[int]]:
-        k = self.segments_per_batch(batch_size)
-        return [starts[i : i + k] for i in range(0, len(starts), k)]
+    # ------------------------------------------------------------------ out of memory
+    # A device that runs out of memory (a GPU shared with other programs, a long file, a
+    # batch sized from a free-memory figure that another process then took) costs speed,
+    # never the work: a batch of segments that fails is retried in halves, down to one
+    # segment; one segment (or an unsegmented block) that still fails is transformed by a
+    # twin of this frame on the CPU and the result moved back to the device. Both steps
+    # are sticky for this frame (retrying what failed would fail again, slowly), logged as
+    # warnings on the "scalgui.dsp.frame" logger and listed in ``memory_fallbacks``.
+    def _cpu_twin(self) -> "WaveletFrame | None":
+        """This frame on the CPU, for work the device has no memory for; None on a CPU."""
+        if self._fallback is None and self.device.type != "cpu":
+            self._fallback = WaveletFrame(
+                self.settings, device="cpu", dtype=self.dtype, segment_length=self.segment_length,
+                segments_per_batch=1, pad_limit=self.pad_limit,
+            )
+        return self._fallback
+
+    def _fall_back(self, message: str) -> None:
+        self.memory_fallbacks.append(message)
+        log.warning(message)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # hand what the failed attempt held back to the device
+
+    def _block(self, forward: bool, *args):
+        """``forward_block(x)`` or ``inverse_block(groups, n)``, on the CPU twin once the
+        device has run out of memory for it."""
+        if not self._on_fallback:
+            try:
+                return self.forward_block(*args) if forward else self.inverse_block(*args)
+            except Exception as exc:
+                if not is_out_of_memory(exc) or self._cpu_twin() is None:
+                    raise
+                self._on_fallback = True
+                what = "analysing" if forward else "synthesising"
+                self._fall_back(f"out of memory on {self.device} {what} {args[-1] if not forward else args[0].shape[-1]} "
+                                "samples in one block; transforming on the CPU from now on (slower)")
+        twin = self._cpu_twin()
+        if forward:
+            return [g.to(self.device) for g in twin.forward_block(args[0].to(twin.device))]
+        groups, n = args
+        return twin.inverse_block([g.to(twin.device) for g in groups], n).to(self.device)
+
+    def _each_batch(self, starts: list[int], batch_size: int, work: Callable[[list[int], "WaveletFrame"], None]) -> None:
+        """Call ``work(chunk, frame)`` over batches of segment starts; on running out of
+        memory retry with half the batch, then with the CPU twin. ``work`` writes into
+        preallocated outputs, so a retried batch simply overwrites what it wrote."""
+        i = 0
+        while i < len(starts):
+            frame = self._cpu_twin() if self._on_fallback else self
+            chunk = starts[i : i + (1 if self._on_fallback else self.segments_per_batch(batch_size))]
+            try:
+                work(chunk, frame)
+            except Exception as exc:
+                if frame is not self or not is_out_of_memory(exc):
+                    raise
+                if len(chunk) > 1:
+                    self._batch_cap = len(chunk) // 2
+                    self._fall_back(f"out of memory on {self.device} transforming {len(chunk)} segments at once; "
+                                    f"retrying {self._batch_cap} at a time")
+                elif self._cpu_twin() is not None:
+                    self._on_fallback = True
+                    self._fall_back(f"out of memory on {self.device} transforming a single segment of "
+                                    f"{self.segment_length} samples; transforming on the CPU from now on (slower)")
+                else:
+                    raise
+                continue
+            i += len(chunk)
 
     def _analyze_segments(self, padded: torch.Tensor) -> list[torch.Tensor]:
         n = padded.shape[-1]
@@ -764,14 +850,17 @@ class WaveletFrame:
             torch.empty(*batch, g.bins.shape[0], n // g.hop, dtype=self.complex_dtype, device=padded.device)
             for g in plan_groups
         ]
-        for chunk in self._batches(self.segment_starts(n), int(np.prod(batch, dtype=int))):
-            stacked = torch.stack([self._segment(padded, start, s) for start in chunk])
-            coeffs = self.forward_block(stacked)
+
+        def work(chunk: list[int], frame: WaveletFrame) -> None:
+            stacked = torch.stack([self._segment(padded, start, s) for start in chunk]).to(frame.device)
+            coeffs = frame.forward_block(stacked)
             for j, start in enumerate(chunk):
                 lo, hi = self._owned_span(start, n)
                 for g, dst, src in zip(plan_groups, out, coeffs):
                     a, b = lo // g.hop, hi // g.hop
-                    dst[..., a:b] = src[j, ..., a - start // g.hop : b - start // g.hop]
+                    dst[..., a:b] = src[j, ..., a - start // g.hop : b - start // g.hop].to(dst.device)
+
+        self._each_batch(self.segment_starts(n), int(np.prod(batch, dtype=int)), work)
         return out
 
     def _synthesize_segments(self, groups: Sequence[torch.Tensor], n: int) -> torch.Tensor:
@@ -779,15 +868,18 @@ class WaveletFrame:
         batch = groups[0].shape[:-2]
         plan_groups = self._plan(s).groups
         out = torch.empty(*batch, n, dtype=self.dtype, device=groups[0].device)
-        for chunk in self._batches(self.segment_starts(n), int(np.prod(batch, dtype=int))):
+
+        def work(chunk: list[int], frame: WaveletFrame) -> None:
             pieces = [
-                torch.stack([self._segment(c, start // g.hop, s // g.hop) for start in chunk])
+                torch.stack([self._segment(c, start // g.hop, s // g.hop) for start in chunk]).to(frame.device)
                 for g, c in zip(plan_groups, groups)
             ]
-            blocks = self.inverse_block(pieces, s)
+            blocks = frame.inverse_block(pieces, s)
             for j, start in enumerate(chunk):
                 lo, hi = self._owned_span(start, n)
-                out[..., lo:hi] = blocks[j, ..., lo - start : hi - start]
+                out[..., lo:hi] = blocks[j, ..., lo - start : hi - start].to(out.device)
+
+        self._each_batch(self.segment_starts(n), int(np.prod(batch, dtype=int)), work)
         return out
 
     def __repr__(self) -> str:

@@ -10,7 +10,7 @@
 
 This package imports no Qt: the editor builds its menu and forms from these declarations.
 """
-from .api import KINDS, Param, Plugin, PluginContext, PluginError, PluginWarning
+from .api import KINDS, Param, Plugin, PluginCancelled, PluginContext, PluginError, PluginWarning, plugin_run
 from .edit import EVERYWHERE, PluginEdit
 from .host import apply_edit_list, edit_list_targets, has_plugin_edits, run_plugin, selection_weights
 from .discovery import (
@@ -32,6 +32,7 @@ __all__ = [
     "KINDS",
     "Param",
     "Plugin",
+    "PluginCancelled",
     "PluginContext",
     "PluginEdit",
     "PluginError",
@@ -43,6 +44,7 @@ __all__ = [
     "default_registry",
     "edit_list_targets",
     "has_plugin_edits",
+    "plugin_run",
     "run_plugin",
     "search_folders",
     "selection_weights",

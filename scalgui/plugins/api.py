@@ -41,12 +41,20 @@ frame for the target, the render frame for phase retrieval): keep them independe
 number of voices and of the hop sizes by working in seconds and Hz through the context.
 Import heavy modules inside the functions, not at the top of the file: discovery imports
 every plugin file when the editor starts.
+
+A long plugin should report progress and let the host stop it: ``ctx.progress(fraction,
+text)`` in its loops (it also raises :class:`PluginCancelled` once the host has asked
+to stop), or ``ctx.check()`` alone; ``ctx.cancel_token`` goes to
+:func:`scalgui.dsp.phase.retrieve`. Both are optional and cost nothing outside a host that
+asked for them (:func:`plugin_run`); the host checks between a plugin's steps anyway.
 """
 from __future__ import annotations
 
 import math
 import os
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -59,9 +67,11 @@ __all__ = [
     "KINDS",
     "Param",
     "Plugin",
+    "PluginCancelled",
     "PluginContext",
     "PluginError",
     "PluginWarning",
+    "plugin_run",
 ]
 
 #: Parameter kinds. ``"float"`` and ``"int"`` take ``minimum``/``maximum``/``step``/``unit``;
@@ -93,6 +103,50 @@ class PluginError(Exception):
     def __init__(self, message: str, plugin: str | None = None) -> None:
         super().__init__(message)
         self.plugin = plugin
+
+
+class PluginCancelled(PluginError):
+    """A plugin run stopped because its host asked it to (:func:`plugin_run`); nothing of it
+    is applied. Never turned into a warning when an edit list is replayed."""
+
+
+#: Per thread: the (cancel, progress) of the innermost :func:`plugin_run` block.
+_RUN = threading.local()
+
+
+@contextmanager
+def plugin_run(*, cancel: Any = None, progress: Callable[[float | None, str], None] | None = None):
+    """Let the plugins run in this thread, inside the block, be cancelled and report progress.
+
+    Parameters
+    ----------
+    cancel : object with a ``cancelled`` attribute, or a callable returning bool, optional
+        E.g. a :class:`scalgui.dsp.phase.CancelToken` that another thread cancels;
+        :meth:`PluginContext.check` then raises :class:`PluginCancelled`.
+    progress : callable, optional
+        ``progress(fraction, text)`` with ``fraction`` in [0, 1] (or ``None``: busy, no
+        estimate), called from the plugin's thread by :meth:`PluginContext.progress`.
+
+    Contexts made inside the block keep these even when the plugin hands work to other
+    threads. Outside any block, a plugin's checks do nothing.
+    """
+    previous = getattr(_RUN, "control", None)
+    _RUN.control = (cancel, progress)
+    try:
+        yield
+    finally:
+        _RUN.control = previous
+
+
+class _ContextToken:
+    """A cancel token (``.cancelled``) that reads a context's cancel request."""
+
+    def __init__(self, ctx: "PluginContext") -> None:
+        self._ctx = ctx
+
+    @property
+    def cancelled(self) -> bool:
+        return self._ctx.cancelled
 
 
 class PluginWarning(UserWarning):
@@ -477,6 +531,35 @@ class PluginContext:
         self.weight = weight
         self.selection = selection
         self.plugin = plugin
+        self._cancel, self._progress = getattr(_RUN, "control", None) or (None, None)
+
+    # ------------------------------------------------------------------ progress and cancel
+    @property
+    def cancelled(self) -> bool:
+        """Whether the host has asked this run to stop (always False outside :func:`plugin_run`)."""
+        cancel = self._cancel
+        if cancel is None:
+            return False
+        return bool(cancel() if callable(cancel) else cancel.cancelled)
+
+    @property
+    def cancel_token(self) -> _ContextToken:
+        """An object with a ``cancelled`` attribute, for ``retrieve(cancel=...)`` and the like
+        (they stop early and return their best so far: call :meth:`check` afterwards)."""
+        return _ContextToken(self)
+
+    def check(self) -> None:
+        """Raise :class:`PluginCancelled` if the host has asked this run to stop."""
+        if self.cancelled:
+            raise PluginCancelled(f"{self.plugin or 'plugin'}: cancelled", self.plugin or None)
+
+    def progress(self, fraction: float | None = None, text: str = "") -> None:
+        """Report how far the run is (``fraction`` in [0, 1], ``None`` for busy) and
+        :meth:`check` for a cancel request: call it in long loops."""
+        if self._progress is not None:
+            f = None if fraction is None else min(max(float(fraction), 0.0), 1.0)
+            self._progress(f, str(text))
+        self.check()
 
     # ------------------------------------------------------------------ the frame
     @property

@@ -18,7 +18,7 @@ import torch
 from ..dsp.edits import apply_edits, edit_weights
 from ..dsp.frame import Coefficients, WaveletFrame
 from ..dsp.phase import delta_target
-from .api import Plugin, PluginContext, PluginError, PluginWarning
+from .api import Plugin, PluginCancelled, PluginContext, PluginError, PluginWarning
 from .edit import PluginEdit
 
 __all__ = ["apply_edit_list", "edit_list_targets", "has_plugin_edits", "run_plugin", "selection_weights"]
@@ -106,12 +106,17 @@ def run_plugin(
     PluginError
         Invalid parameters, an exception inside the plugin (the message names the plugin,
         its file and the exception), or a result in the wrong layout or not finite.
+    PluginCancelled
+        Inside :func:`~scalgui.plugins.api.plugin_run`, when the host cancelled the run
+        (checked before, between and after the plugin's steps, and wherever the plugin
+        calls ``ctx.check()`` or ``ctx.progress()``).
     """
     values = plugin.resolve(params)
     current = [m for m in (current if current is not None else original.magnitudes())]
     weight = selection_weights(original, selection)
     ctx = PluginContext([m.clone() for m in current], original, values, weight, selection, plugin=plugin.name)
     where = f" ({plugin.source})" if plugin.source else ""
+    ctx.check()  # inside plugin_run(cancel=...): the host stops between steps, whatever the plugin does
     try:
         if plugin.audio is not None:
             signal = original.frame.synthesize(_with_source_phase(original, current))
@@ -127,6 +132,7 @@ def run_plugin(
                 raise PluginError(f"{plugin.name}{where}: the audio step returned NaN or infinite samples",
                                   plugin.name)
             ctx.magnitudes = ctx.analyze(result)
+            ctx.check()
         out = plugin.process(ctx) if plugin.process is not None else ctx.magnitudes
         out = _checked(plugin, out, current)
     except PluginError:
@@ -136,6 +142,7 @@ def run_plugin(
         raise PluginError(f"{plugin.name}{where} failed: {type(exc).__name__}: {message}", plugin.name) from exc
     if plugin.blend and weight is not None:
         out = [c + w * (o - c) for c, w, o in zip(current, weight, out)]
+    ctx.check()  # a cancel that came while the plugin ignored it still drops the result
     return out
 
 
@@ -190,6 +197,8 @@ def apply_edit_list(
         try:
             plugin = _resolve(edit, registry)
             groups = run_plugin(plugin, original, current.groups, edit.values, edit.selection)
+        except PluginCancelled:
+            raise  # a cancelled run is never half-applied, not even when replaying
         except PluginError as exc:
             if errors == "raise":
                 raise

@@ -53,14 +53,26 @@ def create_application(argv: list[str] | None = None):
     return app
 
 
-def main(path: str | None = None) -> int:
-    """Open the editor on ``path`` (or the bundled example) and run until it is closed."""
+def main(path: str | None = None, *, edit_in_place: str | None = None) -> int:
+    """Open the editor on ``path`` (or the bundled example) and run until it is closed.
+
+    With ``edit_in_place`` the window opens that file in external-editor mode instead:
+    Save writes the result back over it (see :mod:`scalgui.ui.edit_in_place`).
+    """
     app = create_application()
     from .main_window import MainWindow
 
     window = MainWindow()
     app.aboutToQuit.connect(window.shutdown)  # threads stop however the loop ends
     window.show()
+    if edit_in_place is not None:
+        from .edit_in_place import install_edit_in_place
+
+        install_edit_in_place(window, edit_in_place)
+        return int(app.exec())
+    window.projects.start_autosave()  # into the per-user recovery folder (issue 6)
+    if path is None and window.projects.offer_recovery():
+        return int(app.exec())  # the recovered work opens instead of the example
     if path is None:
         from scalgui.resources import example_path
 

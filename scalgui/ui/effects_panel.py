@@ -6,7 +6,10 @@ shown). Adding, removing, reordering, bypassing and changing parameters edit the
 only: a source chain re-analyses the whole sound, far too slow to follow a slider. Preview
 plays the shown draft over the selection (or four seconds from the play cursor); Apply
 puts every changed draft into the document, in a worker thread, as ONE undo step on the
-window's QUndoStack. The parameter widgets are generated from the registry
+window's QUndoStack; undoing and redoing it run in a worker too (a source chain
+re-analyses the whole sound). In a window these jobs go through
+:meth:`MainWindow.start_document_job`, like a change of the analysis settings: pictures
+and edits pause and no render can start on the old analysis meanwhile. The parameter widgets are generated from the registry
 (:mod:`scalgui.audio.effect_registry`), or from ``plugin.parameters`` for a VST3 plugin.
 """
 from __future__ import annotations
@@ -62,17 +65,22 @@ class EffectsCommand(QUndoCommand):
     """One change of the document's chains: ``before`` and ``after`` map placement -> chain.
 
     Made after the change was applied (in a worker), so the first ``redo`` (QUndoStack.push
-    calls it) does nothing; later undo and redo set the chains directly, which for a source
-    chain re-analyses in the GUI thread.
+    calls it) does nothing. Later undo and redo hand the chains to ``run(chains)`` (the
+    panel's, which sets them in a worker, after any job still running); without one they
+    are set here, in the calling thread.
     """
 
-    def __init__(self, doc, before: dict, after: dict, text: str, on_error=None) -> None:
+    def __init__(self, doc, before: dict, after: dict, text: str, on_error=None, run=None) -> None:
         super().__init__(text)
         self.doc, self.before, self.after = doc, dict(before), dict(after)
         self._skip_first = True
         self._on_error = on_error
+        self._run = run
 
     def _set(self, chains: dict) -> None:
+        if self._run is not None:
+            self._run(self.doc, chains)
+            return
         try:
             # Render first: it cannot fail half-way through a re-analysis.
             for placement in sorted(chains, key=lambda p: p != "render"):
@@ -278,6 +286,7 @@ class EffectsPanel(QWidget):
 
     previewReady = pyqtSignal(object)  # (start_s, samples)
     applied = pyqtSignal(object)  # {placement: chain}
+    restored = pyqtSignal(object)  # {placement: chain} an undo or redo set
     failed = pyqtSignal(str)
 
     def __init__(self, window=None, parent=None) -> None:
@@ -290,6 +299,7 @@ class EffectsPanel(QWidget):
         self._applied = dict(self._drafts)
         self._form_index: int | None = None
         self._job = None
+        self._queue: list[tuple] = []  # (doc, chains) from undo and redo, set one after another
         self._threads: set = set()
         self._message = ""
         self._vst3_cache: dict = {}
@@ -508,7 +518,7 @@ class EffectsPanel(QWidget):
     def _update_state(self) -> None:
         row = self.effect_list.currentRow()
         has_doc = self.document is not None
-        busy = self._job is not None
+        busy = self.busy
         self.remove_button.setEnabled(row >= 0)
         self.up_button.setEnabled(row > 0)
         self.down_button.setEnabled(0 <= row < len(self.chain) - 1)
@@ -784,16 +794,22 @@ class EffectsPanel(QWidget):
         """Put every changed draft into the document, in a worker thread, as one undo step."""
         doc = self.document
         changes = self.pending
-        if doc is None or not changes or self._job is not None:
+        if doc is None or not changes or self.busy:
             return False
         if self._busy_window():
             self.note("The sound is busy (render or analysis): apply when it has finished.")
             return False
         before = {p: doc.effect_chain(p) for p in changes}
-        view = getattr(self.window_, "view", None)
-        if "source" in changes and view is not None:
-            view.set_suspended(True)  # the source chain re-analyses: no pictures or edits meanwhile
+        text = "Applying effects…" + (" (re-analysing the source)" if "source" in changes else "")
+        if not self._start_change(doc, changes, before, text, lambda result: self._applied_done(doc, before, result),
+                                  self._apply_failed):
+            self.note("The sound is busy: apply when it has finished.")
+            return False
+        self.note(text)
+        return True
 
+    @staticmethod
+    def _chains_job(doc, changes: dict, before: dict):
         def job(_progress):
             done = []
             try:
@@ -806,25 +822,77 @@ class EffectsPanel(QWidget):
                 raise
             return changes
 
-        self.note("Applying…" + (" (re-analysing the source)" if "source" in changes else ""))
-        self._run(job, lambda result: self._applied_done(doc, before, result, view),
-                  lambda exc: self._apply_failed(exc, view), wait_for_view=view if "source" in changes else None)
+        return job
+
+    def _start_change(self, doc, changes: dict, before: dict, text: str, finished, failed) -> bool:
+        """Set ``changes`` in a worker: the window's document job (as re-analysis: pictures
+        and edits pause, renders wait) or, without a window, the panel's own worker."""
+        job = self._chains_job(doc, changes, before)
+        window = self.window_
+        if window is not None and hasattr(window, "start_document_job"):
+            self._job = "window"
+            if not window.start_document_job(text, job, finished, failed):
+                self._job = None
+                return False
+            self._update_state()
+            return True
+        self._run(job, finished, failed)
         return True
 
-    def _applied_done(self, doc, before: dict, after: dict, view) -> None:
-        self._job_done(view)
+    def _set_in_background(self, doc, chains: dict) -> None:
+        """Undo or redo of an :class:`EffectsCommand`: set ``chains`` in a worker, after
+        any job running (a render, an analysis, an apply, an earlier undo)."""
+        self._queue.append((doc, dict(chains)))
+        self._update_state()
+        self._next_queued()
+
+    def _next_queued(self) -> None:
+        if not self._queue or self._job is not None:
+            return
+        if self._busy_window():
+            QTimer.singleShot(50, self._next_queued)
+            return
+        doc, chains = self._queue.pop(0)
+        if doc is None or doc is not self.document:
+            self._next_queued()
+            return
+        before = {p: doc.effect_chain(p) for p in chains}
+        changes = {p: c for p, c in chains.items() if c != before[p]}
+        if not changes:
+            self._next_queued()
+            return
+        text = "Restoring effects…" + (" (re-analysing the source)" if "source" in changes else "")
+        if self._start_change(doc, changes, before, text, self._restored, self._restore_failed):
+            self.note(text)
+        else:
+            self._queue.insert(0, (doc, chains))
+            QTimer.singleShot(50, self._next_queued)
+
+    def _restored(self, after: dict) -> None:
+        self._job_done()
+        self._message = f"Restored the {' and '.join(after)} chain."
+        self._show_chain()
+        self.restored.emit(after)
+
+    def _restore_failed(self, exc: Exception) -> None:
+        self._job_done()
+        self._undo_failed(exc)
+
+    def _applied_done(self, doc, before: dict, after: dict) -> None:
+        self._job_done()
         for placement, chain in after.items():
             self._applied[placement] = chain
         names = " and ".join(after)
         text = f"Effects: {names} chain " + "; ".join(after[p].describe() for p in after)
         if self.undo_stack is not None and doc is self.document:
-            self.undo_stack.push(EffectsCommand(doc, before, after, text[:120], on_error=self._undo_failed))
+            self.undo_stack.push(EffectsCommand(doc, before, after, text[:120], on_error=self._undo_failed,
+                                                run=self._set_in_background))
         self._message = f"Applied the {names} chain."
         self._show_chain()
         self.applied.emit(after)
 
-    def _apply_failed(self, exc: Exception, view) -> None:
-        self._job_done(view)
+    def _apply_failed(self, exc: Exception) -> None:
+        self._job_done()
         self._report("Effects not applied", exc)
 
     def _undo_failed(self, exc: Exception) -> None:
@@ -838,13 +906,7 @@ class EffectsPanel(QWidget):
         text = str(exc) if isinstance(exc, (EffectError, ValueError)) else f"{type(exc).__name__}: {exc}"
         self.show_error(title, f"Error: {text}")
 
-    def _run(self, job, finished, failed, wait_for_view=None) -> None:
-        # The picture thread reads the analysis: let its picture finish before a source
-        # chain replaces it (as the window does before re-analysing).
-        if wait_for_view is not None and wait_for_view.raster_busy:
-            self._job = "waiting"
-            QTimer.singleShot(10, lambda: self._run(job, finished, failed, wait_for_view))
-            return
+    def _run(self, job, finished, failed) -> None:
         worker = Worker(job)
         worker.finished.connect(finished)
         worker.failed.connect(failed)
@@ -855,18 +917,20 @@ class EffectsPanel(QWidget):
         self._job = worker
         self._update_state()
 
-    def _job_done(self, view=None) -> None:
+    def _job_done(self) -> None:
         self._job = None
-        if view is not None:
-            view.set_suspended(False)
         self._update_state()
+        if self._queue:
+            QTimer.singleShot(0, self._next_queued)
 
     @property
     def busy(self) -> bool:
-        return self._job is not None
+        """Whether a preview, an apply, or an undo or redo of one is running or waiting."""
+        return self._job is not None or bool(self._queue)
 
     def shutdown(self) -> None:
         """Wait for a preview or an apply still running, and stop following the document."""
+        self._queue.clear()
         for thread in list(self._threads):
             thread.quit()
             thread.wait()

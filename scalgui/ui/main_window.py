@@ -33,6 +33,7 @@ from .effects_panel import make_effects_dock
 from .export_dialog import ExportOptionsDialog
 from .freq_axis import note_name
 from .plugin_menu import install_plugin_menu
+from .project_actions import OPEN_FILTER, install_project_actions
 from .scalogram_view import COLORMAPS, ScalogramView
 from .toolbars import DisplayBar, ToolBar
 from .tools import ToolSettings, make_tool
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         install_plugin_menu(self)  # Plugins menu, before Render (issue 5)
+        self.projects = install_project_actions(self)  # Save/Open Project, autosave, recovery (issue 6)
         self._connect()
         self.setAcceptDrops(True)
         self.setWindowTitle("scalgui")
@@ -173,8 +175,11 @@ class MainWindow(QMainWindow):
         self.analysis_progress = QProgressBar()
         self.analysis_progress.setRange(0, 0)  # busy: no percentage to show
         self.analysis_progress.setFixedWidth(120)
+        self.analysis_cancel_button = QPushButton("Cancel")  # shown for jobs that can stop (plugins)
+        self.analysis_cancel_button.clicked.connect(self.cancel_document_job)
+        self._analysis_cancel = None
         for widget in (self.render_label, self.render_progress, self.render_cancel_button,
-                       self.analysis_label, self.analysis_progress):
+                       self.analysis_label, self.analysis_progress, self.analysis_cancel_button):
             bar.addPermanentWidget(widget)
             widget.setVisible(False)
         bar.addPermanentWidget(self.readout)  # permanent: messages on the left never hide it
@@ -307,11 +312,14 @@ class MainWindow(QMainWindow):
         self.display_bar.levelsChanged.connect(self.view.set_levels)
         self.display_bar.overlayChanged.connect(self._overlay_changed)
         self.undo_stack.indexChanged.connect(self._history_moved)
+        # The stack re-enables Undo/Redo as it changes: keep them off while a job changes the document.
+        self.undo_stack.canUndoChanged.connect(lambda _=False: self._guard_history())
+        self.undo_stack.canRedoChanged.connect(lambda _=False: self._guard_history())
 
     # ------------------------------------------------------------------ documents
     def open_dialog(self) -> None:
         start = str(self.document.path.parent) if self.document is not None and self.document.path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open Sound", start, AUDIO_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open Sound", start, OPEN_FILTER)
         if path:
             self.open_file(path)
 
@@ -325,6 +333,9 @@ class MainWindow(QMainWindow):
         if not self._may_discard():
             return
         path = Path(path)
+        if path.suffix.lower() == ".scalproj":  # a project: its own loader (issue 6)
+            self.projects.open(path)
+            return
         self.statusBar().showMessage(f"Opening {path.name}…")
 
         def job(_progress):
@@ -780,7 +791,9 @@ class MainWindow(QMainWindow):
 
     def _analysis_done(self) -> None:
         self._analysis_job = None
-        for widget in (self.analysis_label, self.analysis_progress):
+        self._analysis_cancel = None
+        self.analysis_progress.setRange(0, 0)
+        for widget in (self.analysis_label, self.analysis_progress, self.analysis_cancel_button):
             widget.setVisible(False)
         self.view.set_suspended(False)
         self._update_actions()
@@ -795,6 +808,75 @@ class MainWindow(QMainWindow):
         self._analysis_done()
         self.show_error("Analysis failed", "The sound could not be analysed with these settings.",
                         f"{type(exc).__name__}: {exc}")
+
+    def start_document_job(self, text: str, job, finished, failed, *, cancel=None) -> bool:
+        """Change the document in a worker the way re-analysis does: ``job(progress)`` runs
+        in a thread while pictures and edits pause, Undo/Redo wait and renders are refused
+        (:attr:`analysing` is true); then ``finished(result)`` or ``failed(exc)`` runs here.
+
+        Used for source effect chains (apply, undo, redo) and plugins. ``job`` may call
+        ``progress((fraction or None, text))``; with ``cancel`` (a callable) the status bar
+        offers Cancel. Returns False, starting nothing, when the window is busy.
+        """
+        doc = self.document
+        if doc is None or self.rendering or self.analysing:
+            return False
+        self._analysis_job = "waiting"
+        self._analysis_cancel = cancel
+        self.view.set_suspended(True)
+        self.analysis_label.setText(text)
+        self.analysis_progress.setRange(0, 0)
+        for widget in (self.analysis_label, self.analysis_progress):
+            widget.setVisible(True)
+        self.analysis_cancel_button.setVisible(cancel is not None)
+        self.analysis_cancel_button.setEnabled(True)
+        self._update_actions()
+        self._when_pictures_idle(lambda: self._start_document_job(doc, job, finished, failed))
+        return True
+
+    def _start_document_job(self, doc, job, finished, failed) -> None:
+        if doc is not self.document:
+            self._analysis_done()
+            return
+
+        def done(result):
+            self._analysis_done()
+            finished(result)
+
+        def error(exc):
+            self._analysis_done()
+            failed(exc)
+
+        worker = Worker(job)
+        worker.progress.connect(self._document_job_progress)
+        worker.finished.connect(done)
+        worker.failed.connect(error)
+        self._analysis_job = (worker, self._keep(start_worker(worker)))
+
+    def _document_job_progress(self, report) -> None:
+        if self._analysis_job is None or not isinstance(report, tuple):
+            return
+        fraction, text = report
+        if fraction is None:
+            self.analysis_progress.setRange(0, 0)
+        else:
+            self.analysis_progress.setRange(0, 100)
+            self.analysis_progress.setValue(int(round(100 * fraction)))
+        if text and self._analysis_cancel is not None and self.analysis_cancel_button.isEnabled():
+            self.analysis_label.setText(text)
+
+    def cancel_document_job(self) -> None:
+        """Ask a cancellable document job (a plugin) to stop; its result is dropped."""
+        if self._analysis_cancel is not None and self.analysis_cancel_button.isEnabled():
+            self._analysis_cancel()
+            self.analysis_cancel_button.setEnabled(False)
+            self.analysis_label.setText("Cancelling…")
+
+    def _guard_history(self) -> None:
+        busy = self.analysing
+        self.undo_action.setEnabled(not busy and self.undo_stack.canUndo())
+        self.redo_action.setEnabled(not busy and self.undo_stack.canRedo())
+        self.history.setEnabled(not busy)
 
     # ------------------------------------------------------------------ render
     @property
@@ -952,7 +1034,7 @@ class MainWindow(QMainWindow):
 
     def _may_discard(self) -> bool:
         doc = self.document
-        if doc is None or not (doc.unsaved or doc.unrendered_edits):
+        if doc is None or self.projects.is_saved() or not (doc.unsaved or doc.unrendered_edits):
             return True
         what = "edits that are not rendered" if doc.unrendered_edits else "a render that is not exported"
         return self.ask("Discard changes?", f"This sound has {what}. Discard them?")
@@ -978,6 +1060,9 @@ class MainWindow(QMainWindow):
             self.transport.a_action.setChecked(True)
         for action in (self.transport.play_action, self.transport.stop_action):
             action.setEnabled(has_doc)
+        self._guard_history()
+        for action in getattr(self, "plugin_actions", {}).values():
+            action.setEnabled(not self.analysing)
         self._update_selection_actions()
 
     def _update_title(self) -> None:
@@ -986,8 +1071,9 @@ class MainWindow(QMainWindow):
             self.setWindowTitle("scalgui")
             return
         name = Path(doc.path).name if doc.path else "untitled"
-        self.setWindowTitle(f"{name}[*] — scalgui")
-        self.setWindowModified(bool(doc.unsaved or doc.unrendered_edits))
+        note = getattr(self, "title_note", "")  # e.g. "editing in place: x.wav" (ui/edit_in_place.py)
+        self.setWindowTitle(f"{name}[*] — {note + ' — ' if note else ''}scalgui")
+        self.setWindowModified(bool(doc.unsaved or doc.unrendered_edits) and not self.projects.is_saved())
 
     def closeEvent(self, ev):
         if not self._may_discard():
@@ -1001,8 +1087,11 @@ class MainWindow(QMainWindow):
         self.player.stop()
         if self._render_cancel is not None:
             self._render_cancel.cancel()
+        if self._analysis_cancel is not None:  # a plugin stops at its next check
+            self._analysis_cancel()
         self.cancel_preview()
         self.effects_panel.shutdown()
+        self.projects.shutdown()  # a clean exit removes its recovery files
         for thread in list(self._threads):
             thread.quit()
             thread.wait()

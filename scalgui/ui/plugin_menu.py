@@ -4,18 +4,19 @@
 :class:`PluginDialog` whose fields come from the plugin's declared :class:`Param`\\ s
 (numbers as spin boxes with their range and unit, switches as check boxes, choices as
 combo boxes, files with a Browse button, time ranges with a "From selection" button). OK
-applies the plugin to the pending selection (or to the whole sound) as one undoable edit.
-Plugin files that could not be loaded are listed disabled, their problem as the tooltip.
+applies the plugin to the pending selection (or to the whole sound) as one undoable edit,
+in a worker thread (:func:`apply_plugin`): the status bar shows its progress and a Cancel
+button, and the edit reaches the undo stack only when the plugin has succeeded. Plugin
+files that could not be loaded are listed disabled, their problem as the tooltip.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import QObject, Qt, pyqtSignal
 from PyQt6.QtGui import QAction, QUndoCommand
 from PyQt6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -33,9 +34,10 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from scalgui.plugins import Param, Plugin, PluginEdit, PluginError, default_registry
+from scalgui.plugins import Param, Plugin, PluginCancelled, PluginEdit, PluginError, default_registry, plugin_run
 
-__all__ = ["PluginCommand", "PluginDialog", "apply_plugin", "install_plugin_menu", "open_plugin_dialog"]
+__all__ = ["PluginCommand", "PluginDialog", "PluginRunner", "apply_plugin", "install_plugin_menu",
+           "open_plugin_dialog"]
 
 #: Spin boxes need finite limits; parameters without bounds get these.
 _UNBOUNDED = 1e9
@@ -44,23 +46,27 @@ _UNBOUNDED = 1e9
 class PluginCommand(QUndoCommand):
     """One plugin edit on the undo stack.
 
-    The edit is pushed to the document (and the plugin run) *before* the command goes on
-    the stack, so a plugin that fails never reaches the stack: an exception inside a Qt
-    virtual such as ``redo`` would abort the application. The first ``redo`` (the one
-    ``QUndoStack.push`` makes) therefore does nothing; later ones redo the document's edit.
+    The edit is pushed to the document (and the plugin run, in a worker) *before* the
+    command goes on the stack, so a plugin that fails or is cancelled never reaches the
+    stack: an exception inside a Qt virtual such as ``redo`` would abort the application.
+    The first ``redo`` (the one ``QUndoStack.push`` makes) therefore does nothing; later
+    ones redo the document's edit, which re-runs the plugin: through ``run(doc)`` (the
+    runner's, in a worker) when given and it starts, else here.
     """
 
-    def __init__(self, doc, edit: PluginEdit, text: str) -> None:
+    def __init__(self, doc, edit: PluginEdit, text: str, run=None) -> None:
         super().__init__(text)
         self.doc = doc
         self.edit = edit
         self._applied = True
+        self._run = run
 
     def redo(self) -> None:
         if self._applied:
             self._applied = False
             return
-        self.doc.redo()
+        if self._run is None or not self._run(self.doc):
+            self.doc.redo()
 
     def undo(self) -> None:
         self.doc.undo()
@@ -250,29 +256,118 @@ class PluginDialog(QDialog):
 # --------------------------------------------------------------------------- actions
 
 
-def apply_plugin(window, edit: PluginEdit, plugin: Plugin | None = None) -> bool:
-    """Run ``edit`` on the window's document and put it on the undo stack.
+class PluginRunner(QObject):
+    """Applies plugin edits to a window's document in a worker thread, one at a time.
 
-    Returns False (after showing the error) when the plugin fails; the document and the
-    history are then unchanged.
+    The run goes through :meth:`MainWindow.start_document_job` (as a re-analysis does:
+    pictures and edits pause, Undo/Redo and renders wait, the status bar shows progress and
+    Cancel). Inside the worker, :func:`scalgui.plugins.plugin_run` hands the plugin a
+    cancel token and a progress callback (``ctx.progress``/``ctx.check``); a plugin that
+    never checks is still stopped between its steps, and the host drops the result of a
+    run cancelled while it was in the plugin's code. The edit goes on the undo stack only
+    when the run succeeded; a failure shows its message and changes nothing.
+
+    Signals: ``applied(edit)``, ``failed(message)``, ``cancelled(edit)``.
     """
-    doc = window.document
-    if doc is None:
-        return False
-    QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-    try:
-        doc.push(edit)
-    except PluginError as exc:
+
+    applied = pyqtSignal(object)
+    failed = pyqtSignal(str)
+    cancelled = pyqtSignal(object)
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self._cancel = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a plugin is being applied."""
+        return self._cancel is not None
+
+    def start(self, edit: PluginEdit, plugin: Plugin | None = None) -> bool:
+        """Run ``edit`` on the window's document in a worker; False (and a status message)
+        when there is no document or the window is busy."""
+        from scalgui.dsp.phase import CancelToken
+
+        window, doc = self.window, self.window.document
+        if doc is None or self.busy:
+            return False
         title = plugin.title if plugin is not None else edit.plugin
-        window.show_error("Plugin failed", f"{title} could not be applied; the sound is unchanged.", str(exc))
-        return False
-    finally:
-        QApplication.restoreOverrideCursor()
-    window.undo_stack.push(PluginCommand(doc, edit, edit.describe(plugin)))
-    preview = getattr(window, "preview_action", None)
-    if preview is not None and preview.isChecked():
-        window.start_preview()
-    return True
+        cancel = CancelToken()
+
+        def job(progress):
+            with plugin_run(cancel=cancel, progress=lambda f, text: progress((f, text or f"{title}…"))):
+                doc.push(edit)
+            return edit
+
+        started = window.start_document_job(
+            f"{title}…", job,
+            lambda _edit: self._finished(doc, edit, plugin, cancel),
+            lambda exc: self._failed(edit, title, exc),
+            cancel=cancel.cancel,
+        )
+        if not started:
+            window.statusBar().showMessage(
+                "The sound is busy (render, analysis or a plugin): apply the plugin when it has finished", 6000)
+            return False
+        self._cancel = cancel
+        return True
+
+    def cancel(self) -> None:
+        """Ask the running plugin to stop; the document stays as it was."""
+        if self._cancel is not None:
+            self.window.cancel_document_job()
+
+    def _finished(self, doc, edit: PluginEdit, plugin, cancel) -> None:
+        self._cancel = None
+        window = self.window
+        if doc is not window.document:
+            return
+        window.undo_stack.push(PluginCommand(doc, edit, edit.describe(plugin), run=self.redo_in_background))
+        if cancel.cancelled:  # it finished before it saw the request: keep it, it is on the stack
+            window.statusBar().showMessage("The plugin finished before it could be cancelled (Ctrl+Z undoes it)",
+                                           8000)
+        preview = getattr(window, "preview_action", None)
+        if preview is not None and preview.isChecked():
+            window.start_preview()
+        self.applied.emit(edit)
+
+    def redo_in_background(self, doc) -> bool:
+        """Redo ``doc``'s last undone edit (a plugin edit: it runs again) in a worker, as
+        :meth:`start` does; False, doing nothing, when the window is busy (a render): the
+        caller then redoes it itself."""
+        window = self.window
+        if doc is not window.document or self.busy:
+            return False
+        return window.start_document_job("Redoing the plugin…", lambda _progress: doc.redo(),
+                                         lambda _edit: None, self._redo_failed)
+
+    def _redo_failed(self, exc: Exception) -> None:
+        self.window.show_error("Plugin failed", "The plugin edit could not be redone.", f"{type(exc).__name__}: {exc}")
+
+    def _failed(self, edit: PluginEdit, title: str, exc: Exception) -> None:
+        self._cancel = None
+        window = self.window
+        if isinstance(exc, PluginCancelled):
+            window.statusBar().showMessage(f"{title} cancelled; the sound is unchanged", 6000)
+            self.cancelled.emit(edit)
+            return
+        detail = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+        window.show_error("Plugin failed", f"{title} could not be applied; the sound is unchanged.", detail)
+        self.failed.emit(detail)
+
+
+def apply_plugin(window, edit: PluginEdit, plugin: Plugin | None = None) -> bool:
+    """Start applying ``edit`` to the window's document in a worker thread.
+
+    Returns whether it started. The edit reaches the undo stack when the plugin has
+    succeeded (``window.plugin_runner.applied``); a plugin that fails shows its message and
+    one that is cancelled a status message, and the document and history stay unchanged.
+    """
+    runner = getattr(window, "plugin_runner", None)
+    if runner is None:
+        runner = window.plugin_runner = PluginRunner(window)
+    return runner.start(edit, plugin)
 
 
 def open_plugin_dialog(window, plugin: Plugin) -> PluginDialog | None:
@@ -350,4 +445,5 @@ def install_plugin_menu(window, registry=None) -> QMenu:
         bar.addMenu(menu)
     _fill(window, menu, registry)
     window.plugin_menu = menu
+    window.plugin_runner = PluginRunner(window)
     return menu

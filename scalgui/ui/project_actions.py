@@ -1,0 +1,307 @@
+"""Projects in the editor: File menu entries, the autosave timer, the recovery prompt.
+
+The work itself is Qt-free (:mod:`scalgui.app.project`, :mod:`scalgui.app.recovery`);
+this module only wires it to the window:
+
+- File > Save Project (Ctrl+S; asks for a name the first time), Save Project As…
+  (Ctrl+Shift+S), Open Project… (Ctrl+Shift+O; File > Open, Open Recent and drag and drop
+  also open ``.scalproj`` files), and two switches for what a save embeds.
+- Opening a project whose sound moved asks for the file; a file with another checksum
+  is used only when the user says so.
+- Autosave: every few minutes (QSettings ``autosaveMinutes``, default 3) and after every
+  render, when the document changed since the last autosave, in a worker thread, into the
+  per-user recovery folder. A clean exit removes this session's recovery files.
+- At start-up, :meth:`ProjectActions.offer_recovery` offers work left by an editor that
+  crashed: Recover or Discard (or decide next time).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtCore import QObject, QTimer
+from PyQt6.QtWidgets import QFileDialog, QMenu, QMessageBox
+
+from .workers import Worker, start_worker
+
+__all__ = ["OPEN_FILTER", "PROJECT_FILTER", "ProjectActions", "install_project_actions"]
+
+PROJECT_FILTER = "scalgui projects (*.scalproj)"
+OPEN_FILTER = ("Sounds and projects (*.wav *.flac *.ogg *.mp3 *.aiff *.aif *.scalproj);;"
+               f"{PROJECT_FILTER};;Audio files (*.wav *.flac *.ogg *.mp3 *.aiff *.aif);;All files (*)")
+
+
+class ProjectActions(QObject):
+    """The project actions of one :class:`~scalgui.ui.main_window.MainWindow`.
+
+    Autosave is off until :meth:`start_autosave` (the editor's ``main`` starts it), so
+    windows made by tests and scripts leave the user's recovery folder alone.
+    """
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.autosaver = None
+        self._autosave_job = None
+        self._autosaved: tuple | None = None
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.autosave)
+        w = window
+        self.save_action = w._action("&Save Project", self.save, "Ctrl+S",
+                                     tip="Save the edits, effects and settings as a .scalproj project")
+        self.save_as_action = w._action("Save Project &As…", self.save_as, "Ctrl+Shift+S")
+        self.open_action = w._action("Open &Project…", self.open_dialog, "Ctrl+Shift+O")
+        self.embed_source_action = w._action("Embed Sound in Projects", self._remember_switches, checkable=True,
+                                             tip="Store a copy of the sound in the project file")
+        self.embed_render_action = w._action("Embed Last Render in Projects", self._remember_switches,
+                                             checkable=True, tip="Store the last render in the project file")
+        self.embed_source_action.setChecked(self._setting("projects/embedSource", False))
+        self.embed_render_action.setChecked(self._setting("projects/embedRender", False))
+        # The File menu is the one holding Export; the project entries go above Export.
+        menu = next(a.menu() for a in w.menuBar().actions() if a.menu() and w.export_action in a.menu().actions())
+        before = w.export_action
+        for action in (self.open_action, self.save_action, self.save_as_action):
+            menu.insertAction(before, action)
+        self.options_menu = QMenu("Project &Options", menu)
+        self.options_menu.addAction(self.embed_source_action)
+        self.options_menu.addAction(self.embed_render_action)
+        menu.insertMenu(before, self.options_menu)
+        menu.insertSeparator(before)
+        w.renderFinished.connect(lambda _result: self.autosave())
+        self.update_actions()
+        w.documentChanged.connect(lambda _doc: self.update_actions())
+
+    # ------------------------------------------------------------------ settings
+    def _setting(self, key: str, default: bool) -> bool:
+        value = self.window.settings.value(key, default)
+        return value in (True, "true", "1", 1)
+
+    def _remember_switches(self, _on: bool = False) -> None:
+        self.window.settings.setValue("projects/embedSource", self.embed_source_action.isChecked())
+        self.window.settings.setValue("projects/embedRender", self.embed_render_action.isChecked())
+
+    def interval_minutes(self) -> float:
+        """Minutes between autosaves (QSettings ``autosaveMinutes``, default 3)."""
+        from scalgui.app.recovery import DEFAULT_INTERVAL_MIN
+
+        try:
+            return max(float(self.window.settings.value("autosaveMinutes", DEFAULT_INTERVAL_MIN)), 0.05)
+        except (TypeError, ValueError):
+            return DEFAULT_INTERVAL_MIN
+
+    def update_actions(self) -> None:
+        has_doc = self.window.document is not None
+        self.save_action.setEnabled(has_doc)
+        self.save_as_action.setEnabled(has_doc)
+
+    def is_saved(self) -> bool:
+        """Whether the open document is unchanged since its project was saved or opened."""
+        from scalgui.app.project import is_saved
+
+        return self.window.document is not None and is_saved(self.window.document)
+
+    # ------------------------------------------------------------------ saving
+    def save(self) -> bool:
+        """Save to the document's project, or ask for a name when it has none."""
+        doc = self.window.document
+        if doc is None:
+            return False
+        if doc.project_path is None:
+            return self.save_as()
+        return self.save_to(doc.project_path)
+
+    def save_as(self) -> bool:
+        doc = self.window.document
+        if doc is None:
+            return False
+        if doc.project_path is not None:
+            start = str(doc.project_path)
+        elif doc.path is not None:
+            start = str(Path(doc.path).with_suffix(".scalproj"))
+        else:
+            start = str(Path.home() / "untitled.scalproj")
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save Project", start, PROJECT_FILTER)
+        if not path:
+            return False
+        path = Path(path)
+        if path.suffix.lower() != ".scalproj":
+            path = path.with_name(path.name + ".scalproj")
+        return self.save_to(path)
+
+    def save_to(self, path: str | Path) -> bool:
+        """Save the open document as the project ``path`` (with the embedding switches)."""
+        from scalgui.app.project import ProjectError
+
+        doc, path = self.window.document, Path(path)
+        try:
+            doc.save_project(path, embed_source=self.embed_source_action.isChecked(),
+                             embed_render=self.embed_render_action.isChecked())
+        except (ProjectError, OSError) as exc:
+            self.window.show_error("Save failed", f"Could not save {path.name}.", str(exc))
+            return False
+        self.window._remember(path)
+        self.window.statusBar().showMessage(f"Saved project {path.name}", 6000)
+        self.window._update_title()
+        return True
+
+    # ------------------------------------------------------------------ opening
+    def open_dialog(self) -> None:
+        doc = self.window.document
+        start = str(doc.project_path.parent) if doc is not None and doc.project_path else ""
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open Project", start, PROJECT_FILTER)
+        if path:
+            self.window.open_file(path)
+
+    def open(self, path: str | Path, *, source: str | Path | None = None, verify: bool = True,
+             recovery=None) -> None:
+        """Open project ``path`` in a worker thread (``recovery``: a
+        :class:`~scalgui.app.recovery.Recovery` to restore instead)."""
+        w = self.window
+        path = Path(path)
+        w.statusBar().showMessage(f"Opening {path.name}…")
+
+        def job(_progress):
+            if recovery is not None:
+                return recovery.open(source=source, verify=verify)
+            from scalgui.app.project import open_project
+
+            return open_project(path, source=source, verify=verify)
+
+        worker = Worker(job)
+        worker.finished.connect(lambda doc: self._opened(doc, path, recovery))
+        worker.failed.connect(lambda exc: self._open_failed(path, exc, recovery))
+        w._open_job = (worker, w._keep(start_worker(worker)))
+
+    def _opened(self, doc, path: Path, recovery) -> None:
+        w = self.window
+        w._opened(doc)
+        if recovery is not None:
+            recovery.discard()  # the work now lives in this session, autosaved at once
+            w.statusBar().showMessage(f"Recovered {recovery.title} (autosaved {recovery.saved_at})", 8000)
+            self._autosaved = None
+            self.autosave()
+        else:
+            w._remember(path)
+            w.statusBar().showMessage(f"Opened project {path.name}", 6000)
+        w._update_title()
+
+    def _open_failed(self, path: Path, exc: Exception, recovery) -> None:
+        from scalgui.app.project import ProjectError, SourceMismatchError, SourceMissingError
+
+        w = self.window
+        w._open_job = None
+        w.statusBar().clearMessage()
+        if isinstance(exc, SourceMissingError):
+            chosen = self.locate_file(exc)
+            if chosen:
+                self.open(path, source=chosen, recovery=recovery)
+            return
+        if isinstance(exc, SourceMismatchError):
+            if w.ask("Different sound file",
+                     f"{exc.candidate.name} is not the sound this project was saved with (its checksum differs). "
+                     "The edits are in seconds and Hz and will be applied to it anyway. Use it?"):
+                self.open(path, source=exc.candidate, verify=False, recovery=recovery)
+            return
+        text = str(exc) if isinstance(exc, ProjectError) else f"{type(exc).__name__}: {exc}"
+        w.show_error("Cannot open project", f"Could not open {path.name}.", text)
+
+    def locate_file(self, error) -> str | None:
+        """Ask where the moved source sound is (``error``: a SourceMissingError)."""
+        missing = error.source.path
+        box = QMessageBox(QMessageBox.Icon.Question, "Sound not found",
+                          f"The project's sound {missing.name if missing else ''} was moved or deleted.",
+                          QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel, self.window)
+        box.setInformativeText(f"It was at {missing}. Locate it?" if missing else "Locate it?")
+        if box.exec() != QMessageBox.StandardButton.Open:
+            return None
+        start = str(error.path.parent)
+        path, _ = QFileDialog.getOpenFileName(self.window, f"Locate {missing.name if missing else 'the sound'}",
+                                              start, "Audio files (*.wav *.flac *.ogg *.mp3 *.aiff *.aif);;"
+                                                     "All files (*)")
+        return path or None
+
+    # ------------------------------------------------------------------ autosave and recovery
+    def start_autosave(self, folder: str | Path | None = None) -> None:
+        """Autosave into ``folder`` (default: the per-user recovery folder) from now on."""
+        from scalgui.app.recovery import Autosaver
+
+        self.autosaver = Autosaver(folder)
+        self.timer.start(int(self.interval_minutes() * 60_000))
+
+    @property
+    def autosaving(self) -> bool:
+        """Whether an autosave is being written."""
+        return self._autosave_job is not None
+
+    def autosave(self) -> bool:
+        """Save the open document into the recovery folder if it changed since the last
+        autosave (in a worker thread); returns whether one was started."""
+        from scalgui.app.project import state_key
+
+        doc = self.window.document
+        if self.autosaver is None or doc is None or self._autosave_job is not None:
+            return False
+        state = (id(doc), state_key(doc))
+        if state == self._autosaved:
+            return False
+        autosaver = self.autosaver
+
+        def job(_progress):
+            return autosaver.save(doc)
+
+        worker = Worker(job)
+        worker.finished.connect(lambda _path: self._autosaved_ok(state))
+        worker.failed.connect(self._autosave_failed)
+        self._autosave_job = (worker, self.window._keep(start_worker(worker)))
+        return True
+
+    def _autosaved_ok(self, state) -> None:
+        self._autosave_job = None
+        self._autosaved = state
+
+    def _autosave_failed(self, exc: Exception) -> None:
+        self._autosave_job = None
+        # Not a dialog: autosave runs unasked, and the next one may well succeed.
+        self.window.statusBar().showMessage(f"Autosave failed: {exc}", 10000)
+
+    def choose_recovery(self, recovery) -> str:
+        """Ask what to do with work left by a crash: ``"recover"``, ``"discard"`` or ``"later"``."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work",
+                          f"scalgui did not close properly. Work on {recovery.title} was autosaved at "
+                          f"{recovery.saved_at}.", QMessageBox.StandardButton.NoButton, self.window)
+        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Decide Later", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(recover)
+        box.exec()
+        clicked = box.clickedButton()
+        return "recover" if clicked is recover else "discard" if clicked is discard else "later"
+
+    def offer_recovery(self, folder: str | Path | None = None) -> bool:
+        """Offer the work left by editors that crashed, newest first; returns whether one
+        is being recovered (the window then opens it)."""
+        from scalgui.app.recovery import find_recoveries
+
+        if folder is None and self.autosaver is not None:
+            folder = self.autosaver.folder
+        for recovery in find_recoveries(folder):
+            choice = self.choose_recovery(recovery)
+            if choice == "recover":
+                self.open(recovery.project, recovery=recovery)
+                return True
+            if choice == "discard":
+                recovery.discard()
+        return False
+
+    def shutdown(self) -> None:
+        """A clean exit: stop the timer, let an autosave finish, remove the recovery files."""
+        self.timer.stop()
+        if self._autosave_job is not None:
+            self._autosave_job[1].wait()
+            self._autosave_job = None
+        if self.autosaver is not None:
+            self.autosaver.discard()
+
+
+def install_project_actions(window) -> ProjectActions:
+    """Add the project actions to ``window``'s File menu; returns them."""
+    return ProjectActions(window)
