@@ -101,6 +101,7 @@ def test_ctrl_s_in_the_window_writes_the_edit_back(qtbot, take, tmp_path, monkey
     pytest.importorskip("pytestqt")
     import pyqtgraph as pg
     from PyQt6.QtCore import QSettings, Qt
+    from PyQt6.QtGui import QAction
 
     from scalgui.ui.edit_in_place import install_edit_in_place
     from scalgui.ui.main_window import MainWindow
@@ -120,6 +121,8 @@ def test_ctrl_s_in_the_window_writes_the_edit_back(qtbot, take, tmp_path, monkey
     qtbot.waitUntil(lambda: w.document is not None, timeout=30000)
     assert "editing in place" in w.windowTitle() and "take 1.wav" in w.windowTitle()
     assert mode.save_action.isEnabled()
+    owners = [a for a in w.findChildren(QAction) if "Ctrl+S" in [k.toString() for k in a.shortcuts()]]
+    assert owners == [mode.save_action]  # Ctrl+S is not ambiguous: it writes the file back
 
     w.apply_edit(Edit(Rectangle(*REGION), "gain", -30.0))
     w.activateWindow()
@@ -142,3 +145,7 @@ def test_ctrl_s_in_the_window_writes_the_edit_back(qtbot, take, tmp_path, monkey
     assert not w.isWindowModified()
     w.set_document(None)
     assert not mode.save_action.isEnabled() and "editing in place" not in w.windowTitle()
+    # Out of the mode, Ctrl+S is Save Project's again (where the window has projects).
+    if getattr(w, "projects", None) is not None:
+        assert [k.toString() for k in w.projects.save_action.shortcuts()] == ["Ctrl+S"]
+        assert mode.save_action.shortcuts() == []

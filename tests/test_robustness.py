@@ -180,7 +180,9 @@ def test_silent_and_dc_audio_analyse_render_and_invert_without_nan(kind, tmp_pat
         picture = doc.raster(0.0, doc.duration, 64, layer=layer)
         assert np.isfinite(picture.db).all()
     result = edited_and_rendered(doc)
-    assert np.isfinite(doc.rendered).all() and np.isfinite(result.spectral_convergence_db) or kind == "silent"
+    assert np.isfinite(doc.rendered).all()
+    if kind == "dc":  # silence has nothing to converge to: its convergence is -inf or 0 dB
+        assert np.isfinite(result.spectral_convergence_db)
     assert np.isfinite(doc.raster(0.0, doc.duration, 64, layer="difference").db).all()
     if kind == "silent":
         assert np.abs(doc.rendered).max() == 0.0
@@ -375,7 +377,7 @@ def test_a_plugin_that_raises_leaves_the_document_unchanged():
         doc.push(Edit(Rectangle(0.1, 0.2, 300.0, 900.0), "gain", -10.0))
         before = [g.clone() for g in doc.target().groups]
         edits, pending = doc.edits, doc.unrendered_edits
-        with pytest.raises(PluginError, match=r"boom \(/plugins/boom\.py\) failed: ZeroDivisionError: division by zero"):
+        with pytest.raises(PluginError, match=r"boom \(/plugins/boom\.py\) failed: ZeroDivisionError: division by"):
             doc.push(PluginEdit.create(registry.get("boom"), {}, TimeRange(0.2, 0.3)))
         assert doc.edits == edits and doc.unrendered_edits == pending and not doc.can_redo
         assert all(torch.equal(a, b) for a, b in zip(before, doc.target().groups))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     minutes = float(args.minutes)
     if not minutes > 0:
-        print("scalgui: error: bench memory: --minutes must be positive")
+        print("scalgui: error: bench memory: --minutes must be positive", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="scalgui-bench-memory-", dir=args.folder) as folder:
         folder = Path(folder)

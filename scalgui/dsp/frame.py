@@ -806,16 +806,17 @@ class WaveletFrame:
                 if not is_out_of_memory(exc) or self._cpu_twin() is None:
                     raise
                 self._on_fallback = True
-                what = "analysing" if forward else "synthesising"
-                self._fall_back(f"out of memory on {self.device} {what} {args[-1] if not forward else args[0].shape[-1]} "
-                                "samples in one block; transforming on the CPU from now on (slower)")
+                what, samples = ("analysing", args[0].shape[-1]) if forward else ("synthesising", args[-1])
+                self._fall_back(f"out of memory on {self.device} {what} {samples} samples in one block; "
+                                "transforming on the CPU from now on (slower)")
         twin = self._cpu_twin()
         if forward:
             return [g.to(self.device) for g in twin.forward_block(args[0].to(twin.device))]
         groups, n = args
         return twin.inverse_block([g.to(twin.device) for g in groups], n).to(self.device)
 
-    def _each_batch(self, starts: list[int], batch_size: int, work: Callable[[list[int], "WaveletFrame"], None]) -> None:
+    def _each_batch(self, starts: list[int], batch_size: int,
+                    work: Callable[[list[int], "WaveletFrame"], None]) -> None:
         """Call ``work(chunk, frame)`` over batches of segment starts; on running out of
         memory retry with half the batch, then with the CPU twin. ``work`` writes into
         preallocated outputs, so a retried batch simply overwrites what it wrote."""

@@ -3,7 +3,8 @@
 The window opens FILE; File > Save (Ctrl+S) renders the pending edits (in the render
 worker) and writes the result back over FILE in its own format, sample rate and bit depth
 (:func:`scalgui.app.in_place.write_back`), keeping a backup of the original next to it
-before the first write. The title says the window edits the file in place. Opening
+before the first write. The title says the window edits the file in place, and Ctrl+S, Save
+Project elsewhere, is this Save while it does (Save Project keeps its menu entry). Opening
 another sound in the same window leaves the mode: Save is then disabled, since it would
 overwrite a file that was not handed over for editing.
 """
@@ -38,6 +39,12 @@ class EditInPlace(QObject):
                                               "keeping a backup of the original")
         file_menu = window.menuBar().actions()[0].menu()  # File, built first by MainWindow
         file_menu.insertAction(window.export_action, self.save_action)
+        # Ctrl+S is also Save Project (ui/project_actions.py). A workstation that handed a
+        # file over expects Ctrl+S to write that file, so the project action gives the key
+        # up while the window edits in place, and gets it back when it no longer does.
+        self._project_save = getattr(getattr(window, "projects", None), "save_action", None)
+        self._project_keys = self._project_save.shortcuts() if self._project_save is not None else []
+        self._save_keys = self.save_action.shortcuts()
         window.documentChanged.connect(self._document_changed)
         self._document_changed(window.document)
 
@@ -55,6 +62,9 @@ class EditInPlace(QObject):
         active = self.active
         self.window.title_note = f"{TITLE_NOTE}: {self.target.path.name}" if active else ""
         self.save_action.setEnabled(active)
+        if self._project_save is not None:
+            self._project_save.setShortcuts([] if active else self._project_keys)
+        self.save_action.setShortcuts(self._save_keys if active else [])
         self.window._update_title()
 
     def save(self) -> None:
@@ -94,7 +104,8 @@ class EditInPlace(QObject):
             return
         backup = f"; the original is kept as {self.target.backup.name}" if first else ""
         window.statusBar().showMessage(
-            f"Saved {self.target.path.name} ({self.target.describe()}, peak {report.peak_dbfs:.1f} dBFS){backup}", 10000)
+            f"Saved {self.target.path.name} ({self.target.describe()}, peak {report.peak_dbfs:.1f} dBFS){backup}",
+            10000)
         window._update_title()
 
 
