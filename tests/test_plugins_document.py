@@ -169,3 +169,38 @@ def test_render_gives_plugins_the_whole_sound_even_for_a_short_span(registry, to
     assert 20 * math.log10(float(a440[middle].mean()) / 0.3) > -3.0  # the 440 Hz tone's level is back
     start, audio = doc.preview((1.2, 1.4), iterations=2)  # the quick preview takes the same path
     assert audio.shape[0] == 1 and start <= 1.2 and np.abs(audio).max() > 0.1
+
+
+def test_a_running_plugin_does_not_hold_the_document(tone_doc):
+    """Playback and pictures take the document's lock from the GUI thread: a plugin that
+    runs for seconds must not block them."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow(ctx):
+        started.set()
+        assert release.wait(10.0)
+        return ctx.magnitudes
+
+    registry = Registry((Plugin("slow", "Slow", "Waits.", process=slow),))
+    previous = set_default_registry(registry)
+    try:
+        doc = tone_doc
+        edit = PluginEdit.create(registry.get("slow"), {}, None)
+        worker = threading.Thread(target=doc.push, args=(edit,))
+        worker.start()
+        assert started.wait(10.0)
+        # While the plugin runs, the document answers: target() takes the lock.
+        answered = []
+        query = threading.Thread(target=lambda: answered.append(doc.target()))
+        query.start()
+        query.join(5.0)
+        assert answered, "the document's lock was held while the plugin ran"
+        assert doc.edits == ()
+        release.set()
+        worker.join(10.0)
+        assert not worker.is_alive() and doc.edits == (edit,)
+    finally:
+        release.set()
+        set_default_registry(previous)

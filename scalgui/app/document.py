@@ -26,7 +26,7 @@ from psygnal import Signal
 from ..audio import SaveReport, load_audio, save_audio
 from ..audio.effects import PLACEMENTS, EffectChain, apply_chain
 from ..audio.errors import AudioWriteError, EffectError
-from ..dsp.edits import Edit, TimeRange as _TimeShape, apply_edits, edit_weights, touched_spans
+from ..dsp.edits import Edit, TimeRange as _TimeShape, edit_weights, touched_spans
 from ..dsp.frame import Coefficients, FrameSettings, WaveletFrame
 from ..dsp.phase import CancelToken, RetrievalProgress, RetrievalResult, RetrievalSettings, rerender_spans
 from ..dsp.raster import Raster, resample_raster, scalogram_raster
@@ -262,9 +262,12 @@ class Document:
         """Apply ``edit`` on top of the others (one undo step)."""
         if not isinstance(edit, (Edit, PluginEdit)):
             raise TypeError(f"expected an Edit or a PluginEdit, got {type(edit).__name__}")
+        if isinstance(edit, PluginEdit):
+            # A plugin runs now, outside the lock (it may take minutes, and the GUI thread
+            # takes the lock to play): one that fails raises PluginError, nothing is pushed.
+            self._with_plugin_target(edit, lambda: self._redo.clear())
+            return
         with self._lock:
-            if isinstance(edit, PluginEdit) and self._target is None:
-                self.target()  # a plugin runs now: one that fails raises PluginError and nothing is pushed
             if self._target is not None and pointwise([edit]):
                 # In place, over the edit's span only: a local edit of a long sound costs
                 # what its span costs. A wide one drops the target: a picture rebuilds it.
@@ -274,6 +277,28 @@ class Document:
                 self._target = apply_edit_list(self.coefficients, [edit], onto=self._target)
             self._edits.append(edit)
             self._redo.clear()
+            self._touched(edit)
+        self.events.changed.emit("edits")
+
+    def _with_plugin_target(self, edit: PluginEdit, commit: Callable[[], None], errors: str = "raise") -> None:
+        """Append plugin ``edit``: its target computed without holding the lock, installed
+        if nothing changed meanwhile (else computed again), then ``commit()`` under the lock."""
+        for _ in range(3):
+            with self._lock:
+                base = self.target()
+                state = (len(self._edits), self._edits[-1] if self._edits else None, self.coefficients)
+            result = apply_edit_list(state[2], [edit], onto=base, errors=errors)
+            with self._lock:
+                now = (len(self._edits), self._edits[-1] if self._edits else None, self.coefficients)
+                if self._target is base and all(a is b for a, b in zip(now, state)):
+                    break
+        else:  # the document kept changing: compute under the lock
+            with self._lock:
+                result = apply_edit_list(self.coefficients, [edit], onto=self.target(), errors=errors)
+        with self._lock:
+            self._target = result
+            self._edits.append(edit)
+            commit()
             self._touched(edit)
         self.events.changed.emit("edits")
 
@@ -298,7 +323,19 @@ class Document:
         with self._lock:
             if not self._redo:
                 return None
-            edit = self._redo.pop()
+            edit = self._redo[-1]
+        if isinstance(edit, PluginEdit):
+            def take_from_redo() -> None:
+                if self._redo and self._redo[-1] is edit:
+                    self._redo.pop()
+
+            # Replaying must not fail because a plugin went missing: it warns instead.
+            self._with_plugin_target(edit, take_from_redo, errors="warn")
+            return edit
+        with self._lock:
+            if not self._redo or self._redo[-1] is not edit:
+                return None  # another thread changed the history meanwhile
+            self._redo.pop()
             self._edits.append(edit)
             if self._target is not None and pointwise([edit]):
                 if not update_span(self.coefficients, self._target, [edit], edit.span(), fresh=False):
