@@ -52,6 +52,19 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def one_line_usage_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make a sub-command's usage errors (a bad choice, a missing argument...) one line on
+    stderr and exit code 2, like every other error; returns ``parser``."""
+    name = parser.prog.split()[-1]
+
+    def error(message: str) -> None:
+        print(f"{PROG}: error: {name}: {_one_line(message)} (see '{parser.prog} --help')", file=sys.stderr)
+        parser.exit(2)
+
+    parser.error = error
+    return parser
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import types
 
 from scalgui.cli import (
     EXAMPLE_KEYWORD,
@@ -21,8 +20,8 @@ from scalgui.cli import (
     CommandError,
     _check_output,
     _finite_float,
-    _one_line,
     _resolve_input,
+    one_line_usage_errors,
 )
 
 __all__ = ["HELP", "add_arguments", "add_parser", "effects_listing", "fx_file", "run"]
@@ -71,16 +70,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="print every effect with its parameters and exit")
 
 
-def _one_line_usage_error(self: argparse.ArgumentParser, message: str) -> None:
-    print(f"{PROG}: error: fx: {_one_line(message)} (see '{PROG} fx --help')", file=sys.stderr)
-    self.exit(2)
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``fx`` to ``scalgui``'s sub-commands (``run`` is set as its default)."""
     parser = subparsers.add_parser("fx", help=HELP, description=DESCRIPTION, epilog=EPILOG)
     add_arguments(parser)
-    parser.error = types.MethodType(_one_line_usage_error, parser)
+    one_line_usage_errors(parser)
     parser.set_defaults(run=run)
     return parser
 

@@ -22,7 +22,6 @@ import math
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 
 from scalgui.cli import (
@@ -35,6 +34,7 @@ from scalgui.cli import (
     _positive_int,
     _resolve_input,
     _write_text_atomic,
+    one_line_usage_errors,
 )
 
 __all__ = ["HELP", "REPORT_KEYS", "add_arguments", "add_parser", "invert_file", "run"]
@@ -143,18 +143,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="R.json", help="write a JSON report here")
 
 
-def _one_line_usage_error(self: argparse.ArgumentParser, message: str) -> None:
-    """``ArgumentParser.error`` for this sub-command: one line, exit code 2."""
-    print(f"{PROG}: error: invert: {_one_line(message)} (see '{PROG} invert --help')", file=sys.stderr)
-    self.exit(2)
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``invert`` to ``scalgui``'s sub-commands (``run`` is set as its default)."""
     parser = subparsers.add_parser("invert", help=HELP, description=DESCRIPTION, epilog=EPILOG)
     add_arguments(parser)
-    # Usage errors (a bad --method, a negative --iters...) are one line, like every other error.
-    parser.error = types.MethodType(_one_line_usage_error, parser)
+    one_line_usage_errors(parser)
     parser.set_defaults(run=run)
     return parser
 

@@ -20,7 +20,6 @@ import json
 import math
 import sys
 import time
-import types
 from dataclasses import replace
 
 from scalgui.cli import (
@@ -31,6 +30,7 @@ from scalgui.cli import (
     _one_line,
     _positive_int,
     _resolve_input,
+    one_line_usage_errors,
 )
 
 __all__ = ["APPLY_HELP", "LIST_HELP", "add_parser", "apply_file", "list_plugins", "parse_pair", "selection_from"]
@@ -247,17 +247,12 @@ def run_apply(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parsers
 
 
-def _one_line_usage_error(self: argparse.ArgumentParser, message: str) -> None:
-    print(f"{PROG}: error: {self.prog.split()[-1]}: {_one_line(message)} (see '{self.prog} --help')", file=sys.stderr)
-    self.exit(2)
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``plugins`` and ``apply`` to ``scalgui``'s sub-commands."""
     listing = subparsers.add_parser("plugins", help=LIST_HELP, description=LIST_HELP + ".")
     listing.add_argument("name", nargs="?", metavar="NAME", help="show only this plugin")
     listing.add_argument("--json", action="store_true", help="print JSON instead of text")
-    listing.error = types.MethodType(_one_line_usage_error, listing)
+    one_line_usage_errors(listing)
     listing.set_defaults(run=run_list)
 
     apply = subparsers.add_parser(
@@ -279,6 +274,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="wavelet bands per octave of the analysis (default 12)")
     apply.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where to compute (default auto: CUDA when available)")
-    apply.error = types.MethodType(_one_line_usage_error, apply)
+    one_line_usage_errors(apply)
     apply.set_defaults(run=run_apply)
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import types
 from pathlib import Path
 
-from scalgui.cli import PROG, CommandError, _check_output, _one_line, _positive_int
+from scalgui.cli import PROG, CommandError, _check_output, _one_line, _positive_int, one_line_usage_errors
 
 __all__ = ["HELP", "READ_EXTENSIONS", "add_arguments", "add_parser", "batch_files", "render_batch", "render_project",
            "run"]
@@ -62,16 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to compute")
 
 
-def _one_line_usage_error(self: argparse.ArgumentParser, message: str) -> None:
-    print(f"{PROG}: error: render: {_one_line(message)} (see '{PROG} render --help')", file=sys.stderr)
-    self.exit(2)
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``render`` to ``scalgui``'s sub-commands (``run`` is set as its default)."""
     parser = subparsers.add_parser("render", help=HELP, description=DESCRIPTION)
     add_arguments(parser)
-    parser.error = types.MethodType(_one_line_usage_error, parser)
+    one_line_usage_errors(parser)
     parser.set_defaults(run=run)
     return parser
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence, QUndoCommand
 from PyQt6.QtWidgets import (
     QAbstractItemView,
@@ -45,6 +45,7 @@ from scalgui.audio.effect_registry import CATEGORIES, EFFECTS, ParamSpec
 from scalgui.audio.effects import PLACEMENTS, EffectChain, effect, load_preset, save_preset, vst3_effect
 from scalgui.audio.errors import EffectError
 
+from .bridge import DocumentBridge
 from .workers import Worker, start_worker
 
 __all__ = ["EffectsCommand", "EffectsPanel", "ParamForm", "make_effects_dock"]
@@ -255,24 +256,6 @@ class ParamForm(QWidget):
 # --------------------------------------------------------------------------- the panel
 
 
-class _Bridge(QObject):
-    """The document's psygnal ``changed`` as a Qt signal: changes made in a worker thread
-    reach the panel's slots in the GUI thread."""
-
-    changed = pyqtSignal(str)
-
-    def __init__(self, doc) -> None:
-        super().__init__()
-        self.doc = doc
-        doc.events.changed.connect(self._forward)
-
-    def _forward(self, kind: str) -> None:
-        self.changed.emit(kind)
-
-    def detach(self) -> None:
-        self.doc.events.changed.disconnect(self._forward)
-
-
 class EffectsPanel(QWidget):
     """Edit, preview and apply a document's effect chains.
 
@@ -294,7 +277,7 @@ class EffectsPanel(QWidget):
         self.window_ = window
         self.undo_stack = getattr(window, "undo_stack", None)
         self.document = None
-        self._bridge: _Bridge | None = None
+        self._bridge: DocumentBridge | None = None
         self._drafts = {p: EffectChain(p) for p in PLACEMENTS}
         self._applied = dict(self._drafts)
         self._form_index: int | None = None
@@ -446,7 +429,7 @@ class EffectsPanel(QWidget):
             self._bridge = None
         self.document = doc
         if doc is not None:
-            self._bridge = _Bridge(doc)
+            self._bridge = DocumentBridge(doc)
             self._bridge.changed.connect(self._document_changed)
             self._applied = {p: doc.effect_chain(p) for p in PLACEMENTS}
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QActionGroup, QFontDatabase, QKeySequence, QUndoStack
 from PyQt6.QtWidgets import (
     QAbstractSpinBox,
@@ -27,6 +27,7 @@ from PyQt6.QtWidgets import (
 )
 
 from .analysis_dialog import AnalysisSettingsDialog
+from .bridge import DocumentBridge
 from .commands import push_edit
 from .convergence import ConvergencePlot
 from .effects_panel import make_effects_dock
@@ -52,27 +53,6 @@ EXPORT_FILTERS = {
 }
 DB_RANGES = (60, 80, 90, 100, 120)
 MAX_RECENT = 8
-
-
-class DocumentBridge(QObject):
-    """Re-emits a document's psygnal ``changed`` as a Qt signal.
-
-    A render in a worker thread announces its result from that thread; Qt queues the
-    signal to the GUI thread, where the window's slots run.
-    """
-
-    changed = pyqtSignal(str)
-
-    def __init__(self, doc) -> None:
-        super().__init__()
-        self.doc = doc
-        doc.events.changed.connect(self._forward)
-
-    def _forward(self, kind: str) -> None:
-        self.changed.emit(kind)
-
-    def detach(self) -> None:
-        self.doc.events.changed.disconnect(self._forward)
 
 
 class MainWindow(QMainWindow):
