@@ -14,14 +14,13 @@ For an atom that is Gaussian in frequency with width ``sigma`` Hz, the coefficie
 - its frequency derivative (local group delay, rad/Hz) is
   ``-d/dt log|c| / (2 pi sigma^2)``.
 
-Both come from the magnitudes. The phase is then integrated over a spanning tree of the
-coefficients that are louder than a floor: neighbours in time within a band, and
-coincident samples of neighbouring bands (the grids of all bands align, hops being powers
-of two). PGHI integrates from the loudest coefficient outwards with a heap; here the tree
-is the one that keeps the loudest links (a minimum spanning tree on "quietness"), built
-with scipy in compiled code, and the integration runs as prefix sums along the tree by
-pointer jumping, vectorised with numpy. Coefficients below the floor get a random phase,
-as in PGHI.
+Both come from the magnitudes. The phase is then integrated, as in PGHI, from the
+loudest coefficient outwards with a max-heap, so that it travels along the loudest paths
+where the estimates are most reliable: between neighbours in time within a band, and
+between coincident samples of neighbouring bands (the grids of all bands align, hops
+being powers of two). Coefficients below a floor get a random phase, as in PGHI. The
+heap loop is compiled with numba: in numpy, a spanning-tree formulation of the same idea
+(scipy's minimum spanning tree, then prefix sums by pointer jumping) was 2-3x slower.
 
 With constant-Q atoms ``sigma`` grows with ``f``; the relations above treat it as
 constant across neighbouring bands, which is what makes this a heuristic.
@@ -32,17 +31,11 @@ import math
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
+from numba import njit
 
 from .frame import Coefficients
 
 __all__ = ["pghi_phase"]
-
-#: Weight of the links from the virtual root to every loud coefficient: larger than any
-#: real link, so the tree uses exactly one of them per island (at its loudest coefficient).
-_ROOT_LINK = 1e6
-
 
 def _on_grid(values: np.ndarray, hop_from: int, hop_to: int, length: int) -> np.ndarray:
     """A band's values at the sample times of a band with another hop (linear)."""
@@ -51,23 +44,88 @@ def _on_grid(values: np.ndarray, hop_from: int, hop_to: int, length: int) -> np.
     return np.interp(np.arange(length) * float(hop_to), np.arange(len(values)) * float(hop_from), values)
 
 
-def _prefix_sums_on_tree(parent: np.ndarray, step: np.ndarray, root: int) -> np.ndarray:
-    """Sum of ``step`` along each node's path up to ``root``.
+@njit(cache=True)
+def _push(keys, nodes, size, key, node):
+    i = size
+    keys[i] = key
+    nodes[i] = node
+    while i > 0:
+        parent = (i - 1) >> 1
+        if keys[parent] >= keys[i]:
+            break
+        keys[parent], keys[i] = keys[i], keys[parent]
+        nodes[parent], nodes[i] = nodes[i], nodes[parent]
+        i = parent
+    return size + 1
 
-    ``step[i]`` is the increment from ``parent[i]`` to ``i``; ``parent[root] == root`` and
-    ``step[root] == 0``. Pointer jumping: every round each unfinished node adds its
-    parent's partial sum and skips to its grandparent, so a path of depth ``d`` finishes
-    in ``log2(d)`` rounds.
-    """
-    total = step.copy()
-    parent = parent.copy()
-    active = np.flatnonzero(parent != root)
-    while active.size:
-        above = parent[active]
-        total[active] += total[above]
-        parent[active] = parent[above]
-        active = active[parent[active] != root]
-    return total
+
+@njit(cache=True)
+def _pop(keys, nodes, size):
+    top = nodes[0]
+    size -= 1
+    keys[0] = keys[size]
+    nodes[0] = nodes[size]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        child = left
+        if left + 1 < size and keys[left + 1] > keys[left]:
+            child = left + 1
+        if keys[i] >= keys[child]:
+            break
+        keys[child], keys[i] = keys[i], keys[child]
+        nodes[child], nodes[i] = nodes[i], nodes[child]
+        i = child
+    return top, size
+
+
+@njit(cache=True)
+def _integrate(level, loud, frequency, delay, band_of, starts, sizes, hops, centre_hz, sample_rate, order):
+    """PGHI's integration: from the loudest coefficient not yet reached (in ``order``),
+    always continue from the loudest coefficient reached so far (a max-heap), giving each
+    loud neighbour the phase integrated over the link, trapezoidal rule: along time with
+    the instantaneous frequency, across bands with the group delay. Returns the phases
+    (radians, unwrapped) and which coefficients were reached (the loud ones)."""
+    count = level.shape[0]
+    n_bands = hops.shape[0]
+    phase = np.zeros(count)
+    done = np.zeros(count, dtype=np.bool_)
+    keys = np.empty(count)
+    nodes = np.empty(count, dtype=np.int64)
+    size = 0
+    two_pi = 2.0 * math.pi
+    for s in range(order.shape[0]):
+        seed = order[s]
+        if done[seed]:
+            continue
+        done[seed] = True
+        size = _push(keys, nodes, size, level[seed], seed)
+        while size > 0:
+            n, size = _pop(keys, nodes, size)
+            b = band_of[n]
+            m = n - starts[b]
+            for dm in (-1, 1):
+                mm = m + dm
+                if 0 <= mm < sizes[b]:
+                    nb = starts[b] + mm
+                    if loud[nb] and not done[nb]:
+                        phase[nb] = phase[n] + two_pi * 0.5 * (frequency[n] + frequency[nb]) * dm * hops[b] / sample_rate
+                        done[nb] = True
+                        size = _push(keys, nodes, size, level[nb], nb)
+            for j in (b - 1, b + 1):
+                if 0 <= j < n_bands:
+                    t = m * hops[b]
+                    if t % hops[j] == 0:
+                        mm = t // hops[j]
+                        if mm < sizes[j]:
+                            nb = starts[j] + mm
+                            if loud[nb] and not done[nb]:
+                                phase[nb] = phase[n] + two_pi * 0.5 * (delay[n] + delay[nb]) * (centre_hz[j] - centre_hz[b])
+                                done[nb] = True
+                                size = _push(keys, nodes, size, level[nb], nb)
+    return phase, done
 
 
 def _channel_phase(
@@ -108,65 +166,18 @@ def _channel_phase(
         frequency[span] = centre_hz[i] + np.clip(sigma**2 * slope_f, -3 * sigma, 3 * sigma)
         delay[span] = -slope_t / (4 * math.pi**2 * sigma**2)
 
-    # Arrays over all coefficients are kept few and narrow: on this kind of machine
-    # touching fresh memory costs more than the arithmetic.
-    # The tree's link weights need float64: in float32 near-equal weights tie, and which
-    # of them the tree keeps changed the result by 2 dB on a chirp.
     level = np.concatenate(logs).astype(np.float64)
     loud = np.concatenate(magnitudes) > floor
-
-    # Links between loud coefficients: successive samples of a band, and each sample of
-    # the coarser of two neighbouring bands to the finer band's sample at the same time.
-    successive = loud[:-1] & loud[1:]
-    successive[starts[1:-1] - 1] = False  # the last sample of a band and the next band's first
-    first = np.flatnonzero(successive)
-    ends_a, ends_b = [first], [first + 1]
-    for i in range(n_bands - 1):
-        coarse, fine = (i, i + 1) if hops[i] >= hops[i + 1] else (i + 1, i)
-        a = starts[coarse] + np.arange(sizes[coarse])
-        b = starts[fine] + np.arange(sizes[coarse]) * (hops[coarse] // hops[fine])
-        both = loud[a] & loud[b]
-        ends_a.append(a[both])
-        ends_b.append(b[both])
-    ends_a = np.concatenate(ends_a)
-    ends_b = np.concatenate(ends_b)
-
-    # A minimum spanning tree on quietness keeps the loudest paths, where the gradient
-    # estimates are most reliable (what PGHI's heap does); each island of loud
-    # coefficients hangs from a virtual root at its loudest one.
-    top = float(level.max())
-    root = count
+    band_of = np.repeat(np.arange(n_bands, dtype=np.int64), sizes)
+    # Each island of loud coefficients starts from its loudest, exactly: sorting levels
+    # rounded to 0.1 dB (to sort faster) lost 1.8 dB on orchestral music.
     loud_nodes = np.flatnonzero(loud)
-    weights = np.concatenate([
-        top - 0.5 * (level[ends_a] + level[ends_b]) + 1e-3,
-        _ROOT_LINK + top - level[loud_nodes] + 1e-3,
-    ])
-    graph = coo_matrix(
-        (weights, (np.concatenate([ends_a, np.full(len(loud_nodes), root)]), np.concatenate([ends_b, loud_nodes]))),
-        shape=(count + 1, count + 1),
-    ).tocsr()
-    tree = minimum_spanning_tree(graph)
-    _, parent = breadth_first_order(tree, root, directed=False, return_predecessors=True)
-    parent[root] = root
-    reached = parent >= 0
-    parent[~reached] = root
-
-    # Trapezoidal steps along time (instantaneous frequency) and frequency (group delay).
-    # A link within a band joins samples one hop apart (either way); a link across
-    # bands joins samples at the same time.
-    step = np.zeros(count + 1)
-    nodes = np.flatnonzero(reached[:count] & (parent[:count] != root))
-    up = parent[nodes]
-    band_node = np.searchsorted(starts, nodes, side="right") - 1
-    band_up = np.searchsorted(starts, up, side="right") - 1
-    same = band_node == band_up
-    seconds = np.where(same, (nodes - up) * (hops[band_node] / sample_rate), 0.0)
-    step[nodes] = 2 * math.pi * (
-        0.5 * (frequency[up] + frequency[nodes]) * seconds
-        + 0.5 * (delay[up] + delay[nodes]) * (centre_hz[band_node] - centre_hz[band_up])
+    order = loud_nodes[np.argsort(-level[loud_nodes], kind="stable")]
+    phase, reached = _integrate(
+        level, loud, frequency, delay, band_of, starts.astype(np.int64), sizes.astype(np.int64),
+        hops.astype(np.int64), np.asarray(centre_hz, dtype=np.float64), float(sample_rate), order,
     )
-    phase = _prefix_sums_on_tree(parent, step, root)[:count]
-    quiet = ~reached[:count]
+    quiet = ~reached
     phase[quiet] = rng.uniform(0.0, 2 * math.pi, int(quiet.sum()))
     phase = np.remainder(phase, 2 * math.pi)
     return [phase[starts[i] : starts[i + 1]] for i in range(n_bands)]

@@ -30,7 +30,6 @@ import torch
 
 from .frame import Coefficients, WaveletFrame, _scale
 from .metrics import spectral_convergence_db
-from .pghi import pghi_phase
 
 __all__ = [
     "METHODS",
@@ -261,6 +260,8 @@ def initial_phase(
             out.append(phase)
         return out
     if init == "pghi":
+        from .pghi import pghi_phase  # here: importing numba takes a second, warm starts never need it
+
         return pghi_phase(target, silence_db=silence_db, seed=seed)
     if init not in ("centre", "gradient"):
         raise ValueError(f"unknown initial phase {init!r}; choose one of: {', '.join(INITS)}")
