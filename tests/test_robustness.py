@@ -9,6 +9,7 @@ import errno
 import logging
 import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -543,3 +544,19 @@ def test_out_of_memory_on_a_gpu_falls_back_to_smaller_batches_then_the_cpu(long_
     for got, want in zip(coeffs.groups, reference.groups):
         assert torch.allclose(got.cpu(), want, atol=1e-5)
     assert len(frame.memory_fallbacks) == 3
+
+
+def test_unreadable_file_when_running_as_root(tmp_path, capsys, monkeypatch):
+    """Root reads a mode-000 file anyway (the test above skips there): the same refusal,
+    with the operating system's answer simulated."""
+    import scalgui.audio._reader as reader
+
+    path = tmp_path / "locked.wav"
+    save_audio(path, tone(), SR)
+    real_access = reader.os.access
+    monkeypatch.setattr(reader.os, "access",
+                        lambda p, mode, *a, **k: False if Path(p) == path else real_access(p, mode, *a, **k))
+    with pytest.raises(UnreadableAudio, match=r"locked\.wav': permission denied"):
+        Document.open(path)
+    code, _out, err = cli(["analyze", path], capsys)
+    assert_one_line_error(code, err, "locked.wav", "permission denied")
