@@ -64,7 +64,9 @@ def _wait_picture(app, view, timeout_s: float = 60.0) -> float:
         app.processEvents()
         request = view._current_request()
         picture = view.picture
-        if request is not None and picture is not None and not view.busy and picture.request == request:
+        # Done when the picture of the current range is shown; the throttle's timer may
+        # still run (it only holds back the next request), so it is not waited for.
+        if request is not None and picture is not None and not view.raster_busy and picture.request == request:
             return time.perf_counter() - start
         if not view.busy and time.perf_counter() - start > 0.5:
             view.refresh()  # a range that did not move (clamped at an edge) asks for nothing
