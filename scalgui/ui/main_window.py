@@ -293,8 +293,10 @@ class MainWindow(QMainWindow):
         self.display_bar.overlayChanged.connect(self._overlay_changed)
         self.undo_stack.indexChanged.connect(self._history_moved)
         # The stack re-enables Undo/Redo as it changes: keep them off while a job changes the document.
-        self.undo_stack.canUndoChanged.connect(lambda _=False: self._guard_history())
-        self.undo_stack.canRedoChanged.connect(lambda _=False: self._guard_history())
+        # Bound methods, not lambdas: Qt drops them when the window goes, while a lambda
+        # would still run as the stack is torn down and reach deleted objects.
+        self.undo_stack.canUndoChanged.connect(self._guard_history)
+        self.undo_stack.canRedoChanged.connect(self._guard_history)
 
     # ------------------------------------------------------------------ documents
     def open_dialog(self) -> None:
@@ -852,7 +854,7 @@ class MainWindow(QMainWindow):
             self.analysis_cancel_button.setEnabled(False)
             self.analysis_label.setText("Cancelling…")
 
-    def _guard_history(self) -> None:
+    def _guard_history(self, _changed: bool = False) -> None:
         busy = self.analysing
         self.undo_action.setEnabled(not busy and self.undo_stack.canUndo())
         self.redo_action.setEnabled(not busy and self.undo_stack.canRedo())
