@@ -11,12 +11,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import functools  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from scalgui.dsp import signals  # noqa: E402
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_RATE = 44100
 CHIRP_F0_HZ, CHIRP_F1_HZ, CHIRP_S = 50.0, 16000.0, 2.0
 CHORD_FREQS_HZ = (220.0, 277.18, 329.63)  # A major: A3, C#4, E4
@@ -188,3 +190,16 @@ def make_window(qtbot, tmp_path, monkeypatch, stereo_music, sample_rate):
 def silent_window(make_window):
     """An editor window on :func:`stereo_music` playing on the silent clock (see :func:`make_window`)."""
     return make_window(silent=True)
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+@pytest.fixture(scope="session")
+def builtin_plugins():
+    """The registry of the repository's ``plugins/`` folder (entry points left out)."""
+    from scalgui.plugins import Registry
+
+    registry = Registry.discover(folders=[REPO_ROOT / "plugins"], entry_points=False)
+    assert not registry.problems, registry.problems
+    return registry

@@ -710,3 +710,18 @@ def test_effect_preview_runs_a_span_with_a_tail_and_changes_nothing(doc):
     assert doc.effect_chain("render") == EffectChain("render")
     with pytest.raises(ValueError, match="nothing to preview"):
         doc.preview_effects(chain, 5.0, 6.0)
+
+
+@pytest.mark.parametrize("name", ["BrickwallLimiter", "Reverb", "Delay"])
+def test_running_without_a_reset_gives_the_same_audio_latency_included(name):
+    """VST3 plugins run with reset=False (pedalboard resets them on the main thread only):
+    a plugin with latency (the brick-wall limiter's look-ahead) must still come out aligned
+    and as long as its input."""
+    from scalgui.audio.effects import _builtin_plugin, _process
+
+    x = np.random.default_rng(3).standard_normal((2, SR // 2)).astype(np.float32) * 0.5
+    spec = effect(name)
+    with_reset = _process(_builtin_plugin(spec, SR)[0], x, SR, reset=True)
+    without = _process(_builtin_plugin(spec, SR)[0], x, SR, reset=False)
+    assert without.shape == x.shape
+    np.testing.assert_allclose(without, with_reset, atol=1e-6)

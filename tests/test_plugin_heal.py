@@ -10,7 +10,6 @@ before healing the same measure is off by 10-25 dB.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,26 +19,23 @@ from scipy.signal import butter, sosfilt
 from scalgui.dsp import signals
 from scalgui.dsp.edits import Band, Rectangle, TimeRange
 from scalgui.dsp.frame import FrameSettings, WaveletFrame
-from scalgui.plugins import PluginEdit, PluginError, Registry, run_plugin, selection_weights
+from scalgui.plugins import PluginEdit, PluginError, run_plugin, selection_weights
 
 SR = 16000
 DURATION_S = 2.0
-PLUGIN_FILE = Path(__file__).resolve().parents[1] / "plugins" / "heal.py"
 
 # Tolerances on |healed dB - clean dB| per band (see the module's notes).
 MEDIAN_DB, P90_DB, MAX_DB = 2.0, 4.0, 6.0
 
 
 @pytest.fixture(scope="module")
-def registry() -> Registry:
-    registry = Registry.discover(folders=[PLUGIN_FILE.parent], entry_points=False)
-    assert "heal" in registry, registry.problems
-    return registry
+def registry(builtin_plugins):
+    return builtin_plugins
 
 
 @pytest.fixture(scope="module")
-def heal(registry):
-    return registry.get("heal")
+def heal(builtin_plugins):
+    return builtin_plugins.get("heal")
 
 
 @pytest.fixture(scope="module")

@@ -14,26 +14,23 @@ import torch
 from PIL import Image
 
 from scalgui.dsp.frame import FrameSettings, WaveletFrame
-from scalgui.plugins import PluginContext, PluginEdit, PluginError, Registry, run_plugin
+from scalgui.plugins import PluginContext, PluginEdit, PluginError, run_plugin
 
 SR = 16000
 N = 2 * SR
-PLUGIN_FILE = Path(__file__).resolve().parents[1] / "plugins" / "image.py"
 FMIN, FMAX = 200.0, 3200.0  # four octaves
 T0, T1 = 0.25, 1.75
 W, H = 128, 64  # picture size: 0.75 semitone per row
 
 
 @pytest.fixture(scope="module")
-def registry() -> Registry:
-    registry = Registry.discover(folders=[PLUGIN_FILE.parent], entry_points=False)
-    assert "image" in registry, registry.problems
-    return registry
+def registry(builtin_plugins):
+    return builtin_plugins
 
 
 @pytest.fixture(scope="module")
-def image(registry):
-    return registry.get("image")
+def image(builtin_plugins):
+    return builtin_plugins.get("image")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from scipy.signal import hilbert, lfilter
 
 from scalgui.dsp.edits import TimeRange
 from scalgui.dsp.frame import FrameSettings, WaveletFrame
-from scalgui.plugins import PluginContext, PluginError, Registry, run_plugin, selection_weights
+from scalgui.plugins import PluginContext, PluginError, run_plugin, selection_weights
 from scalgui.plugins.discovery import load_module_file
 
 SR = 4000
@@ -33,10 +33,8 @@ MIN_RATIO = 4.0
 
 
 @pytest.fixture(scope="module")
-def texture():
-    registry = Registry.discover(folders=[PLUGIN_FILE.parent], entry_points=False)
-    assert "texture" in registry, registry.problems
-    return registry.get("texture")
+def texture(builtin_plugins):
+    return builtin_plugins.get("texture")
 
 
 @pytest.fixture(scope="module")

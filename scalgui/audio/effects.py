@@ -316,13 +316,25 @@ def _as_audio(samples) -> np.ndarray:
     return np.array(x, dtype=np.float32, order="C", copy=True)
 
 
-def _process(plugin, x: np.ndarray, sample_rate: float) -> np.ndarray:
+def _process(plugin, x: np.ndarray, sample_rate: float, *, reset: bool = True) -> np.ndarray:
+    """``plugin`` on ``x`` [channels, frames], latency compensated, as long as ``x``.
+
+    ``reset=False`` is for VST3 plugins: pedalboard resets (reloads) those on the main
+    thread only, while the editor runs chains on worker threads; every run makes its
+    plugin afresh, so there is no state to clear. pedalboard then keeps a plugin's
+    latency's worth of output back for a next call: silence fed in fetches it.
+    """
     channels, frames = x.shape
     # pedalboard guesses the layout of square (or wider-than-long) arrays: pad with silence.
     pad = max(0, channels + 1 - frames)
     data = np.pad(x, ((0, 0), (0, pad))) if pad else x
-    y = plugin.process(data, float(sample_rate), buffer_size=_BUFFER_FRAMES, reset=True)
-    return np.asarray(y, dtype=np.float32)[:, :frames]
+    y = np.asarray(plugin.process(data, float(sample_rate), buffer_size=_BUFFER_FRAMES, reset=reset), dtype=np.float32)
+    held_back = data.shape[1] - y.shape[1]
+    if not reset and y.ndim == 2 and y.shape[0] == channels and held_back > 0:
+        silence = np.zeros((channels, max(held_back, channels + 1)), dtype=np.float32)
+        rest = plugin.process(silence, float(sample_rate), buffer_size=_BUFFER_FRAMES, reset=False)
+        y = np.concatenate([y, np.asarray(rest, dtype=np.float32)], axis=1)
+    return y[:, :frames]
 
 
 def _enum(cls, name: str):
@@ -401,7 +413,7 @@ def apply_effect(spec: EffectSpec, samples, sample_rate: float) -> np.ndarray:
     if x.shape[1] == 0:
         return x
     try:
-        y = _process(plugin, x, sample_rate)
+        y = _process(plugin, x, sample_rate, reset=not spec.is_vst3)
     except Exception as exc:  # noqa: BLE001 - plugin code may raise anything: name it, keep the input
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise EffectProcessingError(reason, effect=spec.label, path=spec.path) from exc

@@ -9,12 +9,17 @@ for its type (float, bool, or a set of strings), range and unit, and those becom
 Loading runs the plugin's own code in this process: a plugin that raises gives a
 :class:`~scalgui.audio.errors.PluginLoadError`, but one that crashes the process cannot be
 caught from Python.
+
+pedalboard makes (and resets) VST3 plugins on the main thread only, while the editor runs
+effect chains on worker threads: :func:`set_main_thread_runner` lets a GUI hand the making
+of a plugin to its main thread; processing may then run on the worker.
 """
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ __all__ = [
     "find_vst3_plugins",
     "load_vst3",
     "plugin_label",
+    "set_main_thread_runner",
     "set_vst3_parameters",
     "vst3_folders",
     "vst3_parameter_specs",
@@ -101,6 +107,29 @@ def plugin_label(path: str | os.PathLike, plugin_name: str | None = None) -> str
     return f"VST3 '{name}'"
 
 
+_main_thread_runner: Callable[..., Any] | None = None
+
+
+def set_main_thread_runner(runner: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    """Install how :func:`load_vst3` makes a plugin when called off the main thread.
+
+    Parameters
+    ----------
+    runner : callable or None
+        ``runner(fn, *args)`` runs ``fn(*args)`` on the main thread and returns its result
+        (raising what it raised); ``None`` makes plugins where asked (pedalboard then
+        refuses off the main thread, with its own message).
+
+    Returns
+    -------
+    callable or None
+        The runner installed before.
+    """
+    global _main_thread_runner
+    previous, _main_thread_runner = _main_thread_runner, runner
+    return previous
+
+
 def load_vst3(path: str | os.PathLike, plugin_name: str | None = None):
     """Load the VST3 plugin at ``path`` (a ``.vst3`` bundle or file).
 
@@ -128,6 +157,13 @@ def load_vst3(path: str | os.PathLike, plugin_name: str | None = None):
                               path=path)
     if not os.access(path, os.R_OK):
         raise PluginLoadError("permission denied", path=path)
+    runner = _main_thread_runner
+    if runner is not None and threading.current_thread() is not threading.main_thread():
+        return runner(_make_vst3, path, plugin_name)
+    return _make_vst3(path, plugin_name)
+
+
+def _make_vst3(path: Path, plugin_name: str | None):
     try:
         from pedalboard import VST3Plugin
 

@@ -256,6 +256,12 @@ def _retrieval_voices() -> int:
     return RETRIEVAL_VOICES
 
 
+def _retrieval_pad_limit() -> float:
+    from scalgui.dsp.frame import RETRIEVAL_PAD_LIMIT
+
+    return RETRIEVAL_PAD_LIMIT
+
+
 def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, device: str = "cpu") -> dict:
     """scalgui's retrieval from ``x``'s magnitudes; timed is ``retrieve`` alone."""
     import torch
@@ -605,7 +611,8 @@ def run(args: argparse.Namespace) -> int:
             f"{args.iters // 2 + 1}, then L1 with the learning rate halved every 5 iterations. scalgui: "
             f"`RetrievalSettings(iterations={args.iters})` (FGLA from the PGHI phase) on `scalgui invert`'s default "
             f"frame ({_retrieval_voices()} voices/octave from 20 Hz, atoms as wide as at {_retrieval_voices() // 2}, "
-            "short signals padded by a quarter of their length: `pad_limit`); the judged row. Also, on a frame at "
+            f"short signals padded by at most {_retrieval_pad_limit():.0%} of their length on each side, rounded up "
+            "to the largest hop: `pad_limit`); the judged row. Also, on a frame at "
             f"Q={RECIPE_Q} (atoms as wide as at Q={RECIPE_Q // 2}: `for_retrieval()`) whose wavelet centres span the "
             "recipe's (kymatio's rate-free centres times the nominal rate; our frame's highest wavelet must also "
             "end below Nyquist, so it may stop lower), plus its lowpass and highpass atoms, from the PGHI phase "

@@ -313,8 +313,8 @@ def _scheduler(settings: RetrievalSettings, optimizer, iterations: int):
 class _Run:
     """Book-keeping shared by the methods: best result, history, progress, cancel."""
 
-    def __init__(self, target_groups, iterations, progress, cancel, every):
-        self.target_groups = target_groups
+    def __init__(self, target: Coefficients, iterations, progress, cancel, every):
+        self.target_flat = target.flat()
         self.iterations = iterations
         self.progress = progress
         self.cancel = cancel
@@ -325,10 +325,12 @@ class _Run:
         self.best_db = math.inf
         self.best_signal = None
         self.done = 0
-        self.reference = float(_norm_sq(target_groups))
+        self.reference = float(torch.linalg.vector_norm(self.target_flat) ** 2)
 
-    def record(self, signal: torch.Tensor, estimate_groups) -> float:
-        error = sum(((e.abs() - t) ** 2).sum() for e, t in zip(estimate_groups, self.target_groups))
+    def record(self, signal: torch.Tensor, estimate: Coefficients) -> float:
+        """Spectral convergence of ``estimate`` against the target, in dB; keeps the
+        best signal so far."""
+        error = torch.linalg.vector_norm(estimate.flat().abs() - self.target_flat) ** 2
         db = float(10.0 * torch.log10(error.clamp_min(1e-30) / max(self.reference, 1e-30)))
         if db < self.best_db:
             self.best_db = db
@@ -347,22 +349,24 @@ class _Run:
         return self.cancel is not None and self.cancel.cancelled
 
 
-def _fgla(frame, target: Coefficients, phase, iterations, momentum, run: _Run, offset: int = 0) -> torch.Tensor:
-    """Accelerated Griffin-Lim: returns the last signal (the run keeps the best)."""
-    target_groups = target.groups
+def _fgla(frame, target: Coefficients, phase: torch.Tensor, iterations, momentum, run: _Run) -> torch.Tensor:
+    """Accelerated Griffin-Lim from a flat unit-modulus ``phase`` (see
+    :meth:`Coefficients.flat`): returns the last signal (the run keeps the best).
+
+    Everything between the two transforms is one operation on all coefficients at once.
+    """
+    target_flat = run.target_flat
     reference = run.reference
     beta = momentum / (1.0 + momentum)
     previous = None
     signal = None
     for _ in range(iterations):
-        signal = frame.synthesize(target.with_groups([_scale(p, t) for t, p in zip(target_groups, phase)]))
-        rebuilt = frame.analyze(signal).groups
+        signal = frame.synthesize(target.with_flat(_scale(phase, target_flat)))
+        rebuilt = frame.analyze(signal)
         db = run.record(signal, rebuilt)
-        if previous is None:
-            accelerated = rebuilt
-        else:
-            accelerated = [r - beta * p for r, p in zip(rebuilt, previous)]
-        phase = [torch.sgn(a) for a in accelerated]
+        rebuilt = rebuilt.flat()
+        accelerated = rebuilt if previous is None else torch.sub(rebuilt, previous, alpha=beta)
+        phase = torch.sgn(accelerated)
         previous = rebuilt
         if run.step(db, 10 ** (db / 10) * reference):
             break
@@ -430,7 +434,7 @@ def _gradient(frame, target: Coefficients, signal, method, iterations, settings,
         if scheduler is not None:
             scheduler.step()
         # The closure's estimate belongs to the signal before the step: record that pair.
-        db = run.record(state["signal"], state["estimate"])
+        db = run.record(state["signal"], target.with_groups(state["estimate"]))
         if run.step(db, state["loss"]):
             break
     return x.detach()
@@ -474,7 +478,7 @@ def retrieve(
     """
     target = target.map(lambda g: g.to(device=frame.device, dtype=frame.dtype))
     iterations = int(settings.iterations)
-    run = _Run(target.groups, iterations, progress, cancel, progress_every)
+    run = _Run(target, iterations, progress, cancel, progress_every)
     with torch.no_grad():
         if initial_signal is not None:
             signal = torch.as_tensor(initial_signal).to(device=frame.device, dtype=frame.dtype)
@@ -482,11 +486,12 @@ def retrieve(
                 raise ValueError(
                     f"initial signal has {signal.shape[-1]} samples, the target describes {target.length}"
                 )
-            phase = [c / c.abs().clamp_min(1e-30) for c in frame.analyze(signal).groups]
+            phase = torch.sgn(frame.analyze(signal).flat())
         else:
-            phase = initial_phase(target, settings.init, reference=reference, seed=settings.seed)
-        start_signal = frame.synthesize(target.with_groups([_scale(p, t) for t, p in zip(target.groups, phase)]))
-        run.record(start_signal, frame.analyze(start_signal).groups)
+            phase = target.with_groups(initial_phase(target, settings.init, reference=reference,
+                                                     seed=settings.seed)).flat()
+        start_signal = frame.synthesize(target.with_flat(_scale(phase, run.target_flat)))
+        run.record(start_signal, frame.analyze(start_signal))
     method = settings.method
     projection_iterations = {
         "fgla": iterations,

@@ -46,7 +46,7 @@ from scalgui.audio.effects import PLACEMENTS, EffectChain, effect, load_preset, 
 from scalgui.audio.errors import EffectError
 
 from .bridge import DocumentBridge
-from .workers import Worker, start_worker
+from .workers import Worker, keep_thread, main_thread_calls, start_worker, stop_threads
 
 __all__ = ["EffectsCommand", "EffectsPanel", "ParamForm", "make_effects_dock"]
 
@@ -284,6 +284,7 @@ class EffectsPanel(QWidget):
         self._job = None
         self._queue: list[tuple] = []  # (doc, chains) from undo and redo, set one after another
         self._threads: set = set()
+        main_thread_calls()  # workers may need the GUI thread (VST3 plugins are made there)
         self._message = ""
         self._vst3_cache: dict = {}
         self._build()
@@ -894,9 +895,7 @@ class EffectsPanel(QWidget):
         worker.finished.connect(finished)
         worker.failed.connect(failed)
         thread = start_worker(worker)
-        # Hold the thread until it has finished (as the window does with its workers).
-        self._threads.add(thread)
-        thread.finished.connect(lambda t=thread: self._threads.discard(t))
+        keep_thread(self._threads, thread)
         self._job = worker
         self._update_state()
 
@@ -912,11 +911,16 @@ class EffectsPanel(QWidget):
         return self._job is not None or bool(self._queue)
 
     def shutdown(self) -> None:
-        """Wait for a preview or an apply still running, and stop following the document."""
+        """Wait for a preview or an apply still running, close a message still shown, and
+        stop following the document."""
         self._queue.clear()
-        for thread in list(self._threads):
-            thread.quit()
-            thread.wait()
+        box = getattr(self, "_error_box", None)
+        if box is not None:
+            # A window-modal box outliving its panel kept blocking input to other windows.
+            box.done(0)
+            box.deleteLater()
+            self._error_box = None
+        stop_threads(self._threads)
         if self._bridge is not None:
             self._bridge.detach()
             self._bridge = None

@@ -39,7 +39,7 @@ from .scalogram_view import COLORMAPS, ScalogramView
 from .toolbars import DisplayBar, ToolBar
 from .tools import ToolSettings, make_tool
 from .transport import Player, TransportBar
-from .workers import Worker, start_worker
+from .workers import Worker, keep_thread, main_thread_calls, start_worker, stop_threads
 
 __all__ = ["AUDIO_FILTER", "EXPORT_FILTERS", "MainWindow"]
 
@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self.document = None
         self._bridge: DocumentBridge | None = None
         self._threads: set = set()
+        main_thread_calls()  # workers may need the GUI thread (VST3 plugins are made there)
         self._open_job = None
         self._render_job = None
         self._render_cancel = None
@@ -1024,9 +1025,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ state
     def _keep(self, thread):
         """Hold a reference to a worker thread until it has finished."""
-        self._threads.add(thread)
-        thread.finished.connect(lambda t=thread: self._threads.discard(t))
-        return thread
+        return keep_thread(self._threads, thread)
 
     def _update_actions(self) -> None:
         has_doc = self.document is not None
@@ -1074,9 +1073,7 @@ class MainWindow(QMainWindow):
         self.cancel_preview()
         self.effects_panel.shutdown()
         self.projects.shutdown()  # a clean exit removes its recovery files
-        for thread in list(self._threads):
-            thread.quit()
-            thread.wait()
+        stop_threads(self._threads)
         if self._bridge is not None:
             self._bridge.detach()
             self._bridge = None

@@ -10,11 +10,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+from PyQt6.QtCore import QCoreApplication, QObject, QThread, pyqtSignal, pyqtSlot
 
 from .picture import PictureRequest, compute_picture
 
-__all__ = ["RasterWorker", "Worker", "start_worker"]
+__all__ = ["MainThreadCalls", "RasterWorker", "Worker", "keep_thread", "main_thread_calls", "start_worker",
+           "stop_threads"]
 
 
 class Worker(QObject):
@@ -38,23 +39,123 @@ class Worker(QObject):
         try:
             result = self._fn(self.progress.emit)
         except Exception as exc:  # noqa: BLE001 (reported to the GUI, never raised in the thread)
-            self.failed.emit(exc)
+            outcome, value = self.failed, exc
         else:
-            self.finished.emit(result)
+            outcome, value = self.finished, result
+        # Back to the GUI thread before saying so, to be destroyed there when the GUI lets
+        # go of it. Destroyed in its own thread (deleteLater), it disconnected from the
+        # QThread's signals there, which asks PyQt (so the GIL) while holding one of Qt's
+        # pooled connection mutexes: a GUI thread destroying any widget that hashes to
+        # the same mutex then deadlocked (seen in the tests, one run in a few).
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.moveToThread(app.thread())
+        outcome.emit(value)
+
+
+class _Call:
+    def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
+        self.fn, self.args = fn, args
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        if self.done.is_set():
+            return
+        try:
+            self.result = self.fn(*self.args)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
+            self.error = exc
+        self.done.set()
+
+
+class MainThreadCalls(QObject):
+    """Runs functions on the GUI thread for worker threads, which wait for the result.
+
+    For what must happen on the main thread, such as making a VST3 plugin in pedalboard.
+    A call is posted to the GUI thread's event loop; :func:`stop_threads` also runs the
+    posted calls while it waits for workers, so a worker waiting here never deadlocks a
+    window that is closing.
+    """
+
+    _posted = pyqtSignal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[_Call] = []
+        self._lock = threading.Lock()
+        self._posted.connect(self.run_pending)  # queued: this object lives in the GUI thread
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            return fn(*args)
+        call = _Call(fn, args)
+        with self._lock:
+            self._pending.append(call)
+        self._posted.emit()
+        call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    @pyqtSlot()
+    def run_pending(self) -> None:
+        """Run the calls posted so far (on the GUI thread)."""
+        with self._lock:
+            calls, self._pending = self._pending, []
+        for call in calls:
+            call.run()
+
+
+_calls: MainThreadCalls | None = None
+
+
+def main_thread_calls() -> MainThreadCalls:
+    """The application's :class:`MainThreadCalls`, made (on the GUI thread) at first use and
+    installed as the VST3 loader's main-thread runner."""
+    global _calls
+    if _calls is None:
+        from scalgui.audio.vst3 import set_main_thread_runner
+
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("main_thread_calls() must first be called on the main thread")
+        _calls = MainThreadCalls()
+        set_main_thread_runner(_calls)
+    return _calls
+
+
+def keep_thread(threads: set, thread: QThread) -> QThread:
+    """Hold a reference to ``thread`` in ``threads`` until it has finished."""
+    threads.add(thread)
+    thread.finished.connect(lambda t=thread: threads.discard(t))
+    return thread
+
+
+def stop_threads(threads: set) -> None:
+    """Ask each thread to quit and wait for it, running what its workers asked of the GUI
+    thread meanwhile (see :class:`MainThreadCalls`)."""
+    calls = _calls
+    for thread in list(threads):
+        thread.quit()
+        while not thread.wait(20):
+            if calls is not None:
+                calls.run_pending()
 
 
 def start_worker(worker: Worker, parent: QObject | None = None) -> QThread:
     """Move ``worker`` to a new QThread and start it; the thread quits when it is done.
 
     Keep a reference to the returned thread (and the worker) until :attr:`Worker.finished`
-    or :attr:`Worker.failed` arrives; ``thread.wait()`` blocks until it has stopped.
+    or :attr:`Worker.failed` arrives; ``thread.wait()`` blocks until it has stopped. The
+    worker is back in the GUI thread by then, and destroyed there once unreferenced.
     """
     thread = QThread(parent)
+    thread.worker = worker  # alive as long as the thread is referenced (see keep_thread)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     worker.finished.connect(thread.quit)
     worker.failed.connect(thread.quit)
-    thread.finished.connect(worker.deleteLater)
     thread.start()
     return thread
 
