@@ -255,3 +255,33 @@ def test_a_pad_limit_shortens_short_signals_and_stays_exact():
     assert limited.pad_for(4 * limited.segment_length) == limited.pad
     with pytest.raises(ValueError, match="pad limit"):
         WaveletFrame(settings, pad_limit=0.0)
+
+
+def test_flat_and_group_by_group_layouts_agree(monkeypatch, sample_rate):
+    """Small blocks work on all groups at once (one buffer), large ones group by group:
+    both give the same coefficients and the same synthesis, with gradients too."""
+    from scalgui.dsp import frame as frame_module
+
+    x = torch.as_tensor(np.random.default_rng(5).standard_normal((2, sample_rate // 4)), dtype=torch.float32)
+    frame = WaveletFrame(FrameSettings(sample_rate, 24, bandwidth_voices=12), pad_limit=0.1)
+    n = frame.padded_length(x.shape[-1])
+    assert frame.flat_layout(n, 2)
+    flat = frame.analyze(x)
+    assert flat.flat().data_ptr() == flat.groups[0].data_ptr()  # a view of one buffer
+    monkeypatch.setattr(frame_module, "FLAT_LAYOUT_LIMIT", 0)
+    assert not frame.flat_layout(n, 2)
+    grouped = frame.analyze(x)
+    for a, b in zip(flat.groups, grouped.groups):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    torch.testing.assert_close(flat.flat(), grouped.flat())  # the same order either way
+    torch.testing.assert_close(frame.synthesize(flat), x, rtol=0, atol=1e-5)
+    torch.testing.assert_close(frame.synthesize(grouped), x, rtol=0, atol=1e-5)
+
+    def gradient():
+        signal = x[0].clone().requires_grad_(True)
+        sum((g.abs() ** 2).sum() for g in frame.analyze(signal).groups).backward()
+        return signal.grad
+
+    on_groups = gradient()
+    monkeypatch.setattr(frame_module, "FLAT_LAYOUT_LIMIT", 1 << 30)
+    torch.testing.assert_close(gradient(), on_groups, rtol=1e-4, atol=1e-6)

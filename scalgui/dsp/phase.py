@@ -314,7 +314,12 @@ class _Run:
     """Book-keeping shared by the methods: best result, history, progress, cancel."""
 
     def __init__(self, target: Coefficients, iterations, progress, cancel, every):
-        self.target_flat = target.flat()
+        frame = target.frame
+        rows = int(torch.Size(target.batch_shape).numel())
+        # All coefficients in one tensor where the frame's transforms lay them out so (a
+        # view then), else group by group: see WaveletFrame.flat_layout.
+        self.flat = frame.flat_layout(target.padded_length, rows) and target.padded_length <= frame.segment_length
+        self.target_parts = self.parts(target)
         self.iterations = iterations
         self.progress = progress
         self.cancel = cancel
@@ -325,12 +330,19 @@ class _Run:
         self.best_db = math.inf
         self.best_signal = None
         self.done = 0
-        self.reference = float(torch.linalg.vector_norm(self.target_flat) ** 2)
+        self.reference = float(sum(torch.linalg.vector_norm(t) ** 2 for t in self.target_parts))
+
+    def parts(self, coeffs: Coefficients) -> list[torch.Tensor]:
+        """``coeffs`` as the tensors element-wise steps work on: one flat one, or the groups."""
+        return [coeffs.flat()] if self.flat else list(coeffs.groups)
+
+    def with_parts(self, like: Coefficients, parts: list[torch.Tensor]) -> Coefficients:
+        return like.with_flat(parts[0]) if self.flat else like.with_groups(parts)
 
     def record(self, signal: torch.Tensor, estimate: Coefficients) -> float:
         """Spectral convergence of ``estimate`` against the target, in dB; keeps the
         best signal so far."""
-        error = torch.linalg.vector_norm(estimate.flat().abs() - self.target_flat) ** 2
+        error = sum(torch.linalg.vector_norm(e.abs() - t) ** 2 for e, t in zip(self.parts(estimate), self.target_parts))
         db = float(10.0 * torch.log10(error.clamp_min(1e-30) / max(self.reference, 1e-30)))
         if db < self.best_db:
             self.best_db = db
@@ -349,24 +361,20 @@ class _Run:
         return self.cancel is not None and self.cancel.cancelled
 
 
-def _fgla(frame, target: Coefficients, phase: torch.Tensor, iterations, momentum, run: _Run) -> torch.Tensor:
-    """Accelerated Griffin-Lim from a flat unit-modulus ``phase`` (see
-    :meth:`Coefficients.flat`): returns the last signal (the run keeps the best).
-
-    Everything between the two transforms is one operation on all coefficients at once.
-    """
-    target_flat = run.target_flat
+def _fgla(frame, target: Coefficients, phase: list[torch.Tensor], iterations, momentum, run: _Run) -> torch.Tensor:
+    """Accelerated Griffin-Lim from unit-modulus ``phase`` parts (see :meth:`_Run.parts`):
+    returns the last signal (the run keeps the best)."""
     reference = run.reference
     beta = momentum / (1.0 + momentum)
     previous = None
     signal = None
     for _ in range(iterations):
-        signal = frame.synthesize(target.with_flat(_scale(phase, target_flat)))
+        signal = frame.synthesize(run.with_parts(target, [_scale(p, t) for p, t in zip(phase, run.target_parts)]))
         rebuilt = frame.analyze(signal)
         db = run.record(signal, rebuilt)
-        rebuilt = rebuilt.flat()
-        accelerated = rebuilt if previous is None else torch.sub(rebuilt, previous, alpha=beta)
-        phase = torch.sgn(accelerated)
+        rebuilt = run.parts(rebuilt)
+        accelerated = rebuilt if previous is None else [torch.sub(r, p, alpha=beta) for r, p in zip(rebuilt, previous)]
+        phase = [torch.sgn(a) for a in accelerated]
         previous = rebuilt
         if run.step(db, 10 ** (db / 10) * reference):
             break
@@ -486,11 +494,11 @@ def retrieve(
                 raise ValueError(
                     f"initial signal has {signal.shape[-1]} samples, the target describes {target.length}"
                 )
-            phase = torch.sgn(frame.analyze(signal).flat())
+            phase = [torch.sgn(p) for p in run.parts(frame.analyze(signal))]
         else:
-            phase = target.with_groups(initial_phase(target, settings.init, reference=reference,
-                                                     seed=settings.seed)).flat()
-        start_signal = frame.synthesize(target.with_flat(_scale(phase, run.target_flat)))
+            phase = run.parts(target.with_groups(initial_phase(target, settings.init, reference=reference,
+                                                               seed=settings.seed)))
+        start_signal = frame.synthesize(run.with_parts(target, [_scale(p, t) for p, t in zip(phase, run.target_parts)]))
         run.record(start_signal, frame.analyze(start_signal))
     method = settings.method
     projection_iterations = {
