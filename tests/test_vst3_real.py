@@ -26,6 +26,8 @@ from scalgui.audio.vst3 import (
 )
 from scalgui.cli import main
 
+from test_ui_effects import doc, panel  # noqa: F401  (the Effects panel's fixtures)
+
 SR = 48000
 DEFAULT_BUNDLE = Path.home() / ".cache" / "scalgui" / "test-vst3" / "PingPongPan.vst3"
 
@@ -120,62 +122,44 @@ def test_found_in_a_plugin_folder(bundle, tmp_path):
     assert load_vst3(found[0]).name == "Ping Pong Pan"
 
 
-def test_the_effects_panel_drives_the_real_plugin(qtbot, bundle, monkeypatch):
-    pytest.importorskip("pytestqt")
-    from PyQt6.QtGui import QUndoStack
-
-    from scalgui.app.document import Document
-    from scalgui.dsp import signals
-    from scalgui.ui.effects_panel import EffectsPanel
+def test_the_effects_panel_drives_the_real_plugin(qtbot, bundle, monkeypatch, panel, doc):
     from PyQt6.QtCore import Qt
+
     from test_ui_effects import apply_and_wait, click, type_into_spin
 
-    rate = 22050
-    left = signals.chord((220.0, 330.0), 1.0, rate, amplitude=0.3)
-    doc = Document(np.stack([left, left]), rate, device="cpu")
-    panel = EffectsPanel()
-    panel.undo_stack = QUndoStack(panel)
-    panel.set_document(doc)
-    qtbot.addWidget(panel)
-    panel.resize(420, 760)
-    panel.show()
-    qtbot.waitExposed(panel)
-    try:
-        monkeypatch.setattr(panel, "ask_plugin_path", lambda: str(bundle))
-        errors = []
-        panel.failed.connect(errors.append)
-        # Picked with the keyboard: a mouse release on a menu right after other tests'
-        # menus was sometimes not taken as a click (Qt keeps which menu saw a press).
-        click(qtbot, panel.add_button)
-        qtbot.waitUntil(panel.add_menu.isVisible)
-        for _ in range(len(panel.add_menu.actions())):
-            qtbot.keyClick(panel.add_menu, Qt.Key.Key_Down)
-            if panel.add_menu.activeAction() is panel.vst3_file_action:
-                break
-        qtbot.keyClick(panel.add_menu, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: len(panel.chain) == 1 or bool(errors))
-        assert len(panel.chain) == 1, errors
-        assert panel.chain[0].is_vst3 and panel.effect_list.item(0).text() == "VST3 'PingPongPan'"
-        width = panel.form.widgets["width"]
-        assert (width.spin.minimum(), width.spin.maximum(), width.spin.suffix()) == (0.0, 100.0, " %")
+    monkeypatch.setattr(panel, "ask_plugin_path", lambda: str(bundle))
+    errors = []
+    panel.failed.connect(errors.append)
+    # Picked with the keyboard: a mouse release on a menu right after other tests'
+    # menus was sometimes not taken as a click (Qt keeps which menu saw a press).
+    click(qtbot, panel.add_button)
+    qtbot.waitUntil(panel.add_menu.isVisible)
+    for _ in range(len(panel.add_menu.actions())):
+        qtbot.keyClick(panel.add_menu, Qt.Key.Key_Down)
+        if panel.add_menu.activeAction() is panel.vst3_file_action:
+            break
+    qtbot.keyClick(panel.add_menu, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(panel.chain) == 1 or bool(errors))
+    assert len(panel.chain) == 1, errors
+    assert panel.chain[0].is_vst3 and panel.effect_list.item(0).text() == "VST3 'PingPongPan'"
+    width = panel.form.widgets["width"]
+    assert (width.spin.minimum(), width.spin.maximum(), width.spin.suffix()) == (0.0, 100.0, " %")
 
-        type_into_spin(qtbot, width, "0")
-        apply_and_wait(qtbot, panel)
-        np.testing.assert_array_equal(doc.output(), doc.samples)  # width 0: the plugin passes audio through
+    type_into_spin(qtbot, width, "0")
+    apply_and_wait(qtbot, panel)
+    np.testing.assert_array_equal(doc.output(), doc.samples)  # width 0: the plugin passes audio through
 
-        type_into_spin(qtbot, panel.form.widgets["width"], "100")
-        apply_and_wait(qtbot, panel)
-        assert dict(panel.chain[0].params)["width"] == 100.0
-        assert rms(doc.output() - doc.samples) > 0.3 * rms(doc.samples)
-        with qtbot.waitSignal(panel.restored, timeout=20000):  # undo runs the chain in a worker too
-            panel.undo_stack.undo()
-        qtbot.waitUntil(lambda: not panel.busy)
-        np.testing.assert_array_equal(doc.output(), doc.samples)
+    type_into_spin(qtbot, panel.form.widgets["width"], "100")
+    apply_and_wait(qtbot, panel)
+    assert dict(panel.chain[0].params)["width"] == 100.0
+    assert rms(doc.output() - doc.samples) > 0.3 * rms(doc.samples)
+    with qtbot.waitSignal(panel.restored, timeout=20000):  # undo runs the chain in a worker too
+        panel.undo_stack.undo()
+    qtbot.waitUntil(lambda: not panel.busy)
+    np.testing.assert_array_equal(doc.output(), doc.samples)
 
-        # This build has no editor of its own (and the tests no display): a message, not a crash.
-        assert panel.editor_button.isVisible()
-        with qtbot.waitSignal(panel.failed) as blocker:
-            click(qtbot, panel.editor_button)
-        assert "Cannot open the window of VST3 'PingPongPan'" in blocker.args[0]
-    finally:
-        panel.shutdown()
+    # This build has no editor of its own (and the tests no display): a message, not a crash.
+    assert panel.editor_button.isVisible()
+    with qtbot.waitSignal(panel.failed) as blocker:
+        click(qtbot, panel.editor_button)
+    assert "Cannot open the window of VST3 'PingPongPan'" in blocker.args[0]
