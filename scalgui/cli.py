@@ -52,6 +52,17 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _add_command(subparsers, name: str, module) -> argparse.ArgumentParser:
+    """Add sub-command ``name`` from a :mod:`scalgui.commands` module: its ``HELP``,
+    ``DESCRIPTION``, optional ``EPILOG``, ``add_arguments(parser)`` and ``run(args)``."""
+    parser = subparsers.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
+                                   epilog=getattr(module, "EPILOG", None))
+    module.add_arguments(parser)
+    one_line_usage_errors(parser)
+    parser.set_defaults(run=module.run)
+    return parser
+
+
 def one_line_usage_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Make a sub-command's usage errors (a bad choice, a missing argument...) one line on
     stderr and exit code 2, like every other error; returns ``parser``."""
@@ -386,21 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze_arguments(analyze)
     analyze.set_defaults(run=_run_analyze)
 
-    from scalgui.commands import invert as invert_command
-
-    invert_command.add_parser(sub)
-
     from scalgui.commands import fx as fx_command
-
-    fx_command.add_parser(sub)
-
+    from scalgui.commands import invert as invert_command
     from scalgui.commands import plugins as plugins_command
-
-    plugins_command.add_parser(sub)
-
     from scalgui.commands import render as render_command
 
-    render_command.add_parser(sub)
+    _add_command(sub, "invert", invert_command)
+    _add_command(sub, "fx", fx_command)
+    plugins_command.add_parser(sub)  # two commands: plugins and apply
+    _add_command(sub, "render", render_command)
 
     from scalgui.bench import add_parser as add_bench_parser
 

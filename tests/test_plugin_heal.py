@@ -29,11 +29,6 @@ MEDIAN_DB, P90_DB, MAX_DB = 2.0, 4.0, 6.0
 
 
 @pytest.fixture(scope="module")
-def registry(builtin_plugins):
-    return builtin_plugins
-
-
-@pytest.fixture(scope="module")
 def heal(builtin_plugins):
     return builtin_plugins.get("heal")
 
@@ -169,13 +164,13 @@ def test_needs_a_selection_with_something_around_it(heal, frame):
         run_plugin(heal, damaged, None, {}, TimeRange(-1.0, DURATION_S + 1.0))
 
 
-def test_document_render_removes_the_click(registry, heal):
+def test_document_render_removes_the_click(builtin_plugins, heal):
     """Through the editor's path: push a heal edit, render by phase retrieval, and
     measure the rendered sound (not just the target magnitudes)."""
     from scalgui.app.document import Document
     from scalgui.plugins import set_default_registry
 
-    previous = set_default_registry(registry)
+    previous = set_default_registry(builtin_plugins)
     try:
         clean_x = steady(5)
         damaged_x = clean_x + signals.clicks([1.0], DURATION_S, SR, amplitude=5.0, seed=5)

@@ -24,11 +24,6 @@ W, H = 128, 64  # picture size: 0.75 semitone per row
 
 
 @pytest.fixture(scope="module")
-def registry(builtin_plugins):
-    return builtin_plugins
-
-
-@pytest.fixture(scope="module")
 def image(builtin_plugins):
     return builtin_plugins.get("image")
 
@@ -110,13 +105,13 @@ def test_diagonal_line_becomes_a_rising_chirp(image, frame, diagonal):
     assert np.abs(sound[0, : int(0.1 * SR)]).max() < 1e-3 * np.abs(sound).max()
 
 
-def test_document_render_draws_the_chirp(registry, image, diagonal):
+def test_document_render_draws_the_chirp(builtin_plugins, image, diagonal):
     """Through the editor: push the plugin edit on a silent document and render it by
     phase retrieval; the rendered sound is the chirp."""
     from scalgui.app.document import Document
     from scalgui.plugins import set_default_registry
 
-    previous = set_default_registry(registry)
+    previous = set_default_registry(builtin_plugins)
     try:
         doc = Document.from_samples(np.zeros((1, N), np.float32), SR, settings=FrameSettings(SR, fmin=50.0),
                                     device="cpu")
@@ -160,7 +155,7 @@ def test_brightness_becomes_level_in_db(image, frame, tmp_path, gamma):
     assert grey == pytest.approx(-12.0 - 60.0 * (1 - (128 / 255) ** gamma), abs=0.5)
 
 
-def test_blank_picture_is_silence(image, frame, tmp_path, registry):
+def test_blank_picture_is_silence(image, frame, tmp_path):
     black = tmp_path / "black.png"
     Image.fromarray(np.zeros((H, W), np.uint8)).save(black)
     # Transparent white is black too: brightness is luminance times alpha.

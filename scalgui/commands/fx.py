@@ -21,10 +21,9 @@ from scalgui.cli import (
     _check_output,
     _finite_float,
     _resolve_input,
-    one_line_usage_errors,
 )
 
-__all__ = ["HELP", "add_arguments", "add_parser", "effects_listing", "fx_file", "run"]
+__all__ = ["HELP", "add_arguments", "effects_listing", "fx_file", "run"]
 
 HELP = "run a sound file through the effect chains of a preset (pedalboard effects and VST3 plugins)"
 BIT_DEPTHS = (16, 24, 32)
@@ -68,15 +67,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite-input", action="store_true",
                    help="allow OUT to be IN (the original is replaced, atomically)")
     p.add_argument("--list", action="store_true", help="print every effect with its parameters and exit")
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``fx`` to ``scalgui``'s sub-commands (``run`` is set as its default)."""
-    parser = subparsers.add_parser("fx", help=HELP, description=DESCRIPTION, epilog=EPILOG)
-    add_arguments(parser)
-    one_line_usage_errors(parser)
-    parser.set_defaults(run=run)
-    return parser
 
 
 def effects_listing() -> str:

@@ -34,10 +34,9 @@ from scalgui.cli import (
     _positive_int,
     _resolve_input,
     _write_text_atomic,
-    one_line_usage_errors,
 )
 
-__all__ = ["HELP", "REPORT_KEYS", "add_arguments", "add_parser", "invert_file", "run"]
+__all__ = ["HELP", "REPORT_KEYS", "add_arguments", "invert_file", "run"]
 
 HELP = "resynthesise a sound file from its scalogram magnitudes alone (phase retrieval)"
 
@@ -141,15 +140,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="bits per sample of OUT for WAV/FLAC/AIFF (default: IN's if OUT's format has it, else 24; "
                         "32 = float, WAV only)")
     p.add_argument("--report", metavar="R.json", help="write a JSON report here")
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``invert`` to ``scalgui``'s sub-commands (``run`` is set as its default)."""
-    parser = subparsers.add_parser("invert", help=HELP, description=DESCRIPTION, epilog=EPILOG)
-    add_arguments(parser)
-    one_line_usage_errors(parser)
-    parser.set_defaults(run=run)
-    return parser
 
 
 # --------------------------------------------------------------------------- helpers

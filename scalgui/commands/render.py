@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from scalgui.cli import PROG, CommandError, _check_output, _one_line, _positive_int, one_line_usage_errors
+from scalgui.cli import PROG, CommandError, _check_output, _one_line, _positive_int
 
-__all__ = ["HELP", "READ_EXTENSIONS", "add_arguments", "add_parser", "batch_files", "render_batch", "render_project",
+__all__ = ["HELP", "READ_EXTENSIONS", "add_arguments", "batch_files", "render_batch", "render_project",
            "run"]
 
 HELP = "render a project (.scalproj) to an audio file, or apply it to every audio file in a folder"
@@ -59,15 +59,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the project's setting; a project that says error is scaled to -0.1 dBFS, "
                         "and the summary says so)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to compute")
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``render`` to ``scalgui``'s sub-commands (``run`` is set as its default)."""
-    parser = subparsers.add_parser("render", help=HELP, description=DESCRIPTION)
-    add_arguments(parser)
-    one_line_usage_errors(parser)
-    parser.set_defaults(run=run)
-    return parser
 
 
 def _configure(doc, project, args) -> dict:
