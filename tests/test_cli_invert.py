@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from scalgui.cli import main
+from scalgui.dsp.phase import RETRIEVAL_METHOD
 from scalgui.dsp import signals
 
 SR = 22050
@@ -82,7 +83,8 @@ def test_invert_writes_audio_and_a_report_that_holds(tmp_path, wav, stereo_signa
     assert REQUIRED_KEYS <= set(report) and tuple(report) == REPORT_KEYS
     assert (report["sample_rate"], report["channels"], report["frames"]) == (SR, 2, stereo_signal.shape[1])
     assert report["iterations"] == report["iterations_requested"] == 12 and len(report["history_db"]) == 12
-    assert (report["method"], report["init"], report["loss"], report["device"]) == ("fgla", "pghi", "l2", "cpu")
+    assert (report["method"], report["init"], report["loss"], report["device"]) == (
+        RETRIEVAL_METHOD, "pghi", "l2", "cpu")
     assert report["cancelled"] is False and report["output"] == str(out)
     assert report["voices_per_octave"] == 48 and report["fmin_hz"] == 20.0 and report["fmax_hz"] < SR / 2
     assert report["seconds"] > 0 and report["spectral_convergence_db"] == pytest.approx(min(report["history_db"]),
@@ -256,7 +258,8 @@ def test_bench_invert_tiny_run(tmp_path, capsys):
     code, out, err = _run(["bench", "invert", "--quick", "--iters", 5, "--max-seconds", 0.5,
                            "--throughput-seconds", 1, "--json", js], capsys)
     assert code == 0, err
-    for text in ("### (a)", "kymatio recipe (Q=8, J=6", "scalgui invert defaults: fgla, PGHI init, Q=48",
+    for text in ("### (a)", "kymatio recipe (Q=8, J=6",
+                 f"scalgui invert defaults: {RETRIEVAL_METHOD}, PGHI init, Q=48",
                  "scalgui fgla, PGHI init, recipe's range, Q=8",
                  "exponential chirp (2048 samples)", "loudest 8192 samples", "### (b)", "GL best n_fft",
                  "generated speech-like", "generated music", "### (c)", "generated stereo music (1 s)",

@@ -42,7 +42,7 @@ HELP = "resynthesise a sound file from its scalogram magnitudes alone (phase ret
 
 # The names scalgui.dsp.phase accepts, repeated here so that building the command line
 # does not import torch (tests/test_cli_invert.py checks that the two agree).
-METHODS = ("fgla", "adam", "lbfgs", "sgd", "hybrid")
+METHODS = ("fgla", "admm", "adam", "lbfgs", "sgd", "hybrid")
 INITS = ("random", "original", "centre", "gradient", "pghi")
 LOSSES = ("l2", "power", "log", "l2-l1")
 RETRIEVAL_VOICES = 48  # scalgui.dsp.frame.RETRIEVAL_VOICES
@@ -109,9 +109,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iters", type=_iterations, default=DEFAULT_ITERATIONS, metavar="N",
                    help=f"iterations of phase retrieval (default {DEFAULT_ITERATIONS}: the PGHI start is most of the "
                         "result; 0 writes the initial phase's signal)")
-    p.add_argument("--method", choices=METHODS, default="fgla", metavar="|".join(METHODS),
-                   help="fgla: fast Griffin-Lim on the frame (default); adam, lbfgs, sgd: gradient descent "
-                        "with autograd; hybrid: fgla, then lbfgs")
+    p.add_argument("--method", choices=METHODS, default="admm", metavar="|".join(METHODS),
+                   help="admm: ADMM between the consistent and the magnitude sets (default); fgla: fast "
+                        "Griffin-Lim on the frame (the same two projections with momentum); adam, lbfgs, sgd: "
+                        "gradient descent with autograd; hybrid: fgla, then lbfgs")
     p.add_argument("--init", choices=INITS, default="pghi", metavar="|".join(INITS),
                    help="initial phase: pghi (phase-gradient integration across time and frequency from the "
                         "magnitudes, default), gradient (each band integrated in time on its own), "
