@@ -31,7 +31,16 @@ from ..dsp.frame import Coefficients, FrameSettings, WaveletFrame
 from ..dsp.phase import CancelToken, RetrievalProgress, RetrievalResult, RetrievalSettings, rerender_spans
 from ..dsp.raster import Raster, resample_raster, scalogram_raster
 from ..plugins import PluginEdit, apply_edit_list, edit_list_targets
-from .incremental import OverviewCache, crop, edited_window, pointwise, reach_s, update_span
+from .incremental import (
+    OverviewCache,
+    changed_spans,
+    crop,
+    edited_window,
+    pointwise,
+    reach_s,
+    reanalyse_span,
+    update_span,
+)
 
 __all__ = ["Document", "DocumentEvents", "LAYERS", "DEFAULT_RENDER"]
 
@@ -117,10 +126,7 @@ class Document:
         # Edits, undos and redos log their spans as they land (_touched), so their
         # pictures are redrawn column by column; a render changes only the render's
         # pictures; anything else (a new analysis) changes them all.
-        if what == "edits":
-            return
-        if what == "render":
-            self._overviews.forget("render")
+        if what in ("edits", "render"):  # render() logs or forgets its own pictures
             return
         with self._lock:
             spans = touched_spans(self._edits, self.duration)
@@ -620,11 +626,27 @@ class Document:
         )
         rendered = result.signal.detach().to("cpu", torch.float32).numpy().copy()
         with self._lock:
+            previous, coefficients = self.rendered, self._rendered_coefficients
             self.rendered = rendered
-            self._rendered_coefficients = None  # analysed when a picture or a band asks
+            changed = None
+            if previous is not None and coefficients is not None:
+                # The render changed only the spans it re-rendered: its coefficients and
+                # pictures are brought up to date there (a long file's render view then
+                # costs what the edit costs, not a whole analysis).
+                changed = changed_spans(previous, rendered, self.sample_rate)
+                for lo_s, hi_s in changed:
+                    reanalyse_span(coefficients, torch.from_numpy(rendered), lo_s, hi_s)
+            else:
+                self._rendered_coefficients = None  # analysed when a picture or a band asks
             if not result.cancelled:
                 self._pending = [s for s in self._pending if s not in spans]
             self.unsaved = True
+        if changed is None:
+            self._overviews.forget("render")
+        else:
+            # Coefficients change as far as the longest atom reaches beyond the samples.
+            reach = self.frame.pad / self.sample_rate
+            self._overviews.touched([(lo - reach, hi + reach) for lo, hi in changed], render=True)
         self.events.changed.emit("render")
         return result
 

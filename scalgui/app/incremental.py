@@ -12,6 +12,8 @@ not the length of the sound.
   read exactly as they read the whole;
 - :func:`update_span` applies edits to a target in place over such a window;
 - :func:`edited_window` edits just the window a picture needs;
+- :func:`changed_spans` finds where a new render differs from the last, and
+  :func:`reanalyse_span` brings the render's coefficients up to date there only;
 - :class:`OverviewCache` keeps whole-file pictures and redraws only the columns of the
   spans logged since each was drawn.
 
@@ -25,11 +27,15 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+
 from ..dsp.edits import Edit, apply_edits
 from ..dsp.frame import Coefficients
 from ..dsp.raster import Raster
 
-__all__ = ["EDITED_LAYERS", "OverviewCache", "crop", "edited_window", "pointwise", "reach_s", "update_span"]
+__all__ = ["EDITED_LAYERS", "OverviewCache", "changed_spans", "crop", "edited_window", "pointwise", "reach_s",
+           "reanalyse_span", "update_span"]
 
 #: Pictures that change with the edit list: the target, and the mask of where edits act
 #: (the others change with the analysis or the render).
@@ -167,6 +173,50 @@ def edited_window(original: Coefficients, edits: Sequence[Edit], start_s: float,
     return window, apply_edits(window, _reaching(window, edits))
 
 
+def changed_spans(old: np.ndarray, new: np.ndarray, sample_rate: float, *, join_s: float = 0.1) -> list:
+    """Where ``new`` differs from ``old`` (``[channels, frames]`` each), as spans in
+    seconds ``[(start, end), ...]``; differences closer than ``join_s`` make one span."""
+    differs = np.flatnonzero(np.any(np.asarray(old) != np.asarray(new), axis=0))
+    if differs.size == 0:
+        return []
+    gap = max(int(join_s * sample_rate), 1)
+    breaks = np.flatnonzero(np.diff(differs) > gap)
+    starts = np.concatenate([[differs[0]], differs[breaks + 1]])
+    ends = np.concatenate([differs[breaks], [differs[-1]]]) + 1
+    return [(float(a) / sample_rate, float(b) / sample_rate) for a, b in zip(starts, ends)]
+
+
+def reanalyse_span(coeffs: Coefficients, signal: torch.Tensor, start_s: float, end_s: float) -> None:
+    """Bring ``coeffs``, an analysis of an earlier ``signal`` that differed from this one
+    only between ``start_s`` and ``end_s`` seconds, up to date in place.
+
+    Only the coefficients whose atoms reach into the span change; they are taken from an
+    analysis of a window around the span that reaches ``frame.context`` further on each
+    side, where a window's circular transform equals the whole one's (as segmented
+    analysis relies on).
+    """
+    frame = coeffs.frame
+    step, pad = frame.max_hop, coeffs.pad_left
+    sr = frame.sample_rate
+    hops = _hops(coeffs)
+    # The changed coefficients, in samples of the padded signal, on the max-hop grid.
+    lo = max((math.floor(start_s * sr) + pad - frame.pad) // step * step, 0)
+    hi = min(-(-(math.ceil(end_s * sr) + pad + frame.pad) // step) * step, coeffs.padded_length)
+    if hi <= lo:
+        return
+    first, last = lo - frame.context, hi + frame.context
+    # A power of two of largest hops: few distinct lengths, so few cached FFT plans.
+    window = step << max(math.ceil(math.log2(-(-(last - first) // step))), 0)
+    last = first + window
+    padded = torch.zeros(*signal.shape[:-1], window, dtype=frame.dtype, device=frame.device)
+    a, b = max(first - pad, 0), min(last - pad, signal.shape[-1])  # the signal's samples in the window
+    if b > a:
+        padded[..., a + pad - first : b + pad - first] = signal[..., a:b].to(device=frame.device, dtype=frame.dtype)
+    fresh = frame.forward_block(padded)
+    for group, part, h in zip(coeffs.groups, fresh, hops):
+        group[..., lo // h : hi // h] = part[..., (lo - first) // h : (hi - first) // h].to(group.device)
+
+
 @dataclass(frozen=True)
 class _Entry:
     raster: Raster
@@ -186,7 +236,8 @@ class OverviewCache:
     Keys are ``(layer, ...)``, e.g. ``(layer, channel, floor_db)``. The document logs
     the spans its edits, undos and redos touched (:meth:`touched`); a picture of one of
     :data:`EDITED_LAYERS` redraws just the columns of the spans logged since it was drawn (grown by
-    ``margin_s``), the others never depend on the edits. Pictures are drawn outside the
+    ``margin_s``), the others never depend on the edits. Likewise a ``"render"`` picture
+    redraws the spans where a render changed the previous one (logged with ``render=True``). Pictures are drawn outside the
     lock; the log position is read *before* drawing, so a change that lands while a
     picture is drawn is logged after that position and redrawn next time — a picture
     is never stored with a change it may have missed. :meth:`reset` (a new analysis)
@@ -197,7 +248,8 @@ class OverviewCache:
         self.width = int(width)
         self._lock = threading.Lock()
         self._entries: dict[tuple, _Entry] = {}
-        self._log: list[tuple[float, float]] = []
+        self._log: list[tuple[float, float]] = []  # spans where the edited layers changed
+        self._render_log: list[tuple[float, float]] = []  # spans where a render changed the last
         self._epochs: dict[str, int] = {}
         self._epoch = 0
 
@@ -207,6 +259,7 @@ class OverviewCache:
         with self._lock:
             self._entries.clear()
             self._log = list(spans)
+            self._render_log = []
             self._epoch += 1
 
     def forget(self, layer: str) -> None:
@@ -215,10 +268,14 @@ class OverviewCache:
             self._entries = {k: v for k, v in self._entries.items() if k[0] != layer}
             self._epochs[layer] = self._epochs.get(layer, 0) + 1
 
-    def touched(self, spans: Iterable[tuple[float, float]]) -> None:
-        """Log spans (seconds) where the edited layer changed."""
+    def touched(self, spans: Iterable[tuple[float, float]], *, render: bool = False) -> None:
+        """Log spans (seconds) where the edited layers changed, or with ``render=True``
+        where a new render differs from the last (the ``"render"`` pictures)."""
         with self._lock:
-            self._log.extend(spans)
+            (self._render_log if render else self._log).extend(spans)
+
+    def _log_of(self, layer: str) -> list | None:
+        return self._log if layer in EDITED_LAYERS else self._render_log if layer == "render" else None
 
     def cached(self, key: tuple) -> Raster | None:
         """The stored picture for ``key`` as it is (maybe behind the log), or None."""
@@ -263,15 +320,16 @@ class OverviewCache:
         with self._lock:
             stored = self._entries.get(key)
             entry = stored
-            logged = len(self._log)
-            spans = self._log[entry.seen : logged] if entry is not None and layer in EDITED_LAYERS else []
+            log = self._log_of(layer)
+            logged = len(log) if log is not None else 0
+            spans = log[entry.seen : logged] if entry is not None and log is not None else []
             epoch, layer_epoch = self._epoch, self._epochs.get(layer, 0)
         if entry is None and seed is not None:
             start = seed()
             if start is not None:
                 entry = _Entry(start, 0)
                 with self._lock:
-                    spans = self._log[:logged] if layer in EDITED_LAYERS else []
+                    spans = log[:logged] if log is not None else []
         if entry is not None and not spans:
             raster = entry.raster
             if stored is not None:
