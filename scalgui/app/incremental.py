@@ -201,18 +201,15 @@ def reanalyse_span(coeffs: Coefficients, signal: torch.Tensor, start_s: float, e
     hops = _hops(coeffs)
     # The changed coefficients, in samples of the padded signal, on the max-hop grid.
     lo = max((math.floor(start_s * sr) + pad - frame.pad) // step * step, 0)
-    hi = min(-(-(math.ceil(end_s * sr) + pad + frame.pad) // step) * step, coeffs.padded_length)
+    hi = min(frame._round_up(math.ceil(end_s * sr) + pad + frame.pad, step), coeffs.padded_length)
     if hi <= lo:
         return
-    first, last = lo - frame.context, hi + frame.context
+    first = lo - frame.context
     # A power of two of largest hops: few distinct lengths, so few cached FFT plans.
-    window = step << max(math.ceil(math.log2(-(-(last - first) // step))), 0)
-    last = first + window
-    padded = torch.zeros(*signal.shape[:-1], window, dtype=frame.dtype, device=frame.device)
-    a, b = max(first - pad, 0), min(last - pad, signal.shape[-1])  # the signal's samples in the window
-    if b > a:
-        padded[..., a + pad - first : b + pad - first] = signal[..., a:b].to(device=frame.device, dtype=frame.dtype)
-    fresh = frame.forward_block(padded)
+    window = step << max(math.ceil(math.log2(-(-(hi + frame.context - first) // step))), 0)
+    # The padded signal's samples first..first + window (zeros beyond the signal).
+    segment = frame._segment(signal, first - pad, window).to(device=frame.device, dtype=frame.dtype)
+    fresh = frame.forward_block(segment)
     for group, part, h in zip(coeffs.groups, fresh, hops):
         group[..., lo // h : hi // h] = part[..., (lo - first) // h : (hi - first) // h].to(group.device)
 
@@ -237,7 +234,8 @@ class OverviewCache:
     the spans its edits, undos and redos touched (:meth:`touched`); a picture of one of
     :data:`EDITED_LAYERS` redraws just the columns of the spans logged since it was drawn (grown by
     ``margin_s``), the others never depend on the edits. Likewise a ``"render"`` picture
-    redraws the spans where a render changed the previous one (logged with ``render=True``). Pictures are drawn outside the
+    redraws the spans where a render changed the previous one (logged with
+    ``render=True``). Pictures are drawn outside the
     lock; the log position is read *before* drawing, so a change that lands while a
     picture is drawn is logged after that position and redrawn next time — a picture
     is never stored with a change it may have missed. :meth:`reset` (a new analysis)

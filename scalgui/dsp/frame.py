@@ -694,7 +694,11 @@ class WaveletFrame:
         group by group is faster (measured 1.5x on 20 s of stereo): each group's gather,
         scale and FFT stay in cache, and no copy into the shared buffer is needed.
         """
-        return rows * sum(b * (n // h) for b, h in zip(self.group_sizes, self.group_hops)) <= FLAT_LAYOUT_LIMIT
+        return rows * self.coefficient_count(n) <= FLAT_LAYOUT_LIMIT
+
+    def coefficient_count(self, n: int) -> int:
+        """Complex coefficients of one signal of padded length ``n``, all groups together."""
+        return sum(bands * (n // hop) for bands, hop in zip(self.group_sizes, self.group_hops))
 
     def split_flat(self, flat: torch.Tensor, n: int, batch: Sequence[int] = ()) -> list[torch.Tensor]:
         """Views of a 1-D buffer laid out as :meth:`Coefficients.flat` (for signals of
@@ -743,8 +747,8 @@ class WaveletFrame:
         Returns
         -------
         list of torch.Tensor
-            Complex coefficients per hop group, ``[..., n_bands, n // hop]``: views of one
-            flat buffer (see :meth:`split_flat` and :meth:`Coefficients.flat`).
+            Complex coefficients per hop group, ``[..., n_bands, n // hop]``; in the flat
+            layout (:meth:`flat_layout`) views of one buffer (see :meth:`Coefficients.flat`).
         """
         n = x.shape[-1]
         plan = self._plan(n)
@@ -973,9 +977,9 @@ class WaveletFrame:
         s = self.segment_length
         batch = padded.shape[:-1]
         plan_groups = self._plan(s).groups
-        total = sum(bands * (n // hop) for bands, hop in zip(self.group_sizes, self.group_hops))
         rows = int(np.prod(tuple(batch), dtype=np.int64))
-        out = self.split_flat(torch.empty(rows * total, dtype=self.complex_dtype, device=padded.device), n, batch)
+        out = self.split_flat(torch.empty(rows * self.coefficient_count(n), dtype=self.complex_dtype,
+                                          device=padded.device), n, batch)
 
         def work(chunk: list[int], frame: WaveletFrame) -> None:
             stacked = torch.stack([self._segment(padded, start, s) for start in chunk]).to(frame.device)

@@ -355,6 +355,10 @@ class _Run:
         """``coeffs`` as the tensors element-wise steps work on: one flat one, or the groups."""
         return [coeffs.flat()] if self.flat else list(coeffs.groups)
 
+    def magnitudes_with(self, phase: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The target magnitudes with unit-modulus ``phase`` parts: the magnitude projection."""
+        return [_scale(p, t) for p, t in zip(phase, self.target_parts)]
+
     def with_parts(self, like: Coefficients, parts: list[torch.Tensor]) -> Coefficients:
         return like.with_flat(parts[0]) if self.flat else like.with_groups(parts)
 
@@ -388,7 +392,7 @@ def _fgla(frame, target: Coefficients, phase: list[torch.Tensor], iterations, mo
     previous = None
     signal = None
     for _ in range(iterations):
-        signal = frame.synthesize(run.with_parts(target, [_scale(p, t) for p, t in zip(phase, run.target_parts)]))
+        signal = frame.synthesize(run.with_parts(target, run.magnitudes_with(phase)))
         rebuilt = frame.analyze(signal)
         db = run.record(signal, rebuilt)
         rebuilt = run.parts(rebuilt)
@@ -407,7 +411,7 @@ def _admm(frame, target: Coefficients, phase: list[torch.Tensor], iterations, ru
     With ``x`` consistent, ``z`` of the target magnitudes and ``u`` the scaled dual:
     ``x = P_consistent(z - u)``, ``z = P_magnitude(x + u)``, ``u += x - z``.
     """
-    z = [_scale(p, t) for p, t in zip(phase, run.target_parts)]
+    z = run.magnitudes_with(phase)
     u = [torch.zeros_like(part) for part in z]
     signal = None
     for _ in range(iterations):
@@ -416,7 +420,7 @@ def _admm(frame, target: Coefficients, phase: list[torch.Tensor], iterations, ru
         db = run.record(signal, rebuilt)
         x = run.parts(rebuilt)
         w = [a + b for a, b in zip(x, u)]
-        z = [_scale(torch.sgn(a), t) for a, t in zip(w, run.target_parts)]
+        z = run.magnitudes_with([torch.sgn(a) for a in w])
         u = [a - b for a, b in zip(w, z)]  # u + x - z
         if run.step(db, 10 ** (db / 10) * run.reference):
             break
@@ -540,7 +544,7 @@ def retrieve(
         else:
             phase = run.parts(target.with_groups(initial_phase(target, settings.init, reference=reference,
                                                                seed=settings.seed)))
-        start_signal = frame.synthesize(run.with_parts(target, [_scale(p, t) for p, t in zip(phase, run.target_parts)]))
+        start_signal = frame.synthesize(run.with_parts(target, run.magnitudes_with(phase)))
         run.record(start_signal, frame.analyze(start_signal))
     method = settings.method
     projection_iterations = {
