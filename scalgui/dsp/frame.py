@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from kymatio.scattering1d.filter_bank import compute_sigma_psi
+from numba import njit
 from scipy.special import erf
 
 __all__ = [
@@ -327,6 +328,16 @@ class _Plan:
     flat_analysis_window: torch.Tensor | None = None  # [W] real: analysis weights
     extra: dict = field(default_factory=dict)
 
+    def compiled_arrays(self, rows: int) -> tuple[np.ndarray, ...]:
+        """numpy views of what the compiled loops read: bins, analysis weights, synthesis
+        weights, the flat index for ``rows`` signals and the dual weight."""
+        arrays = self.extra.get(("compiled", rows))
+        if arrays is None:
+            arrays = tuple(t.numpy() for t in (self.flat_bins, self.flat_analysis_window, self.flat_window,
+                                               self.flat_index(rows), self.dual_weight))
+            self.extra[("compiled", rows)] = arrays
+        return arrays
+
     def flat_index(self, rows: int) -> torch.Tensor:
         """``[rows * W]``: where each (signal, atom entry) lands in the flat buffer of
         ``rows`` signals."""
@@ -342,6 +353,39 @@ def _scale(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Complex ``z`` times real ``weight`` (broadcast), without promoting the weight to
     a complex copy first (that copy cost as much as the product)."""
     return torch.view_as_complex(torch.view_as_real(z) * weight.unsqueeze(-1))
+
+
+# The flat layout's gather-weight-scatter steps on the CPU, each one compiled loop: in
+# torch they are a gather, a broadcast product and a scatter, three passes plus a fill
+# (measured on the 107,000 coefficients of a 2048-sample chirp on the retrieval frame:
+# 130-160 us per transform here against 470-1200 us in torch).
+@njit(cache=True)
+def _spread_bins(spectrum, bins, weights, index, out):
+    """``out[index[r, j]] = spectrum[r, bins[j]] * weights[j]``, zeros elsewhere."""
+    out[:] = 0
+    entries = bins.shape[0]
+    for r in range(spectrum.shape[0]):
+        for j in range(entries):
+            out[index[r * entries + j]] = spectrum[r, bins[j]] * weights[j]
+
+
+@njit(cache=True)
+def _gather_bins(bands, bins, weights, index, dual_weight, acc):
+    """``acc[r, bins[j]] += bands[index[r, j]] * weights[j]``, then ``acc *= dual_weight``."""
+    acc[:] = 0
+    entries = bins.shape[0]
+    for r in range(acc.shape[0]):
+        for j in range(entries):
+            acc[r, bins[j]] += bands[index[r * entries + j]] * weights[j]
+        for k in range(acc.shape[1]):
+            acc[r, k] *= dual_weight[k]
+
+
+def _compiled(t: torch.Tensor) -> bool:
+    """Whether the compiled loops may stand in for torch's operations on ``t``: on the
+    CPU, and not while autograd records (the gradient methods differentiate through the
+    transforms)."""
+    return t.device.type == "cpu" and not (t.requires_grad and torch.is_grad_enabled())
 
 
 def _next_fast_size(n: int) -> int:
@@ -764,9 +808,14 @@ class WaveletFrame:
                 coeffs = torch.fft.ifft(band_spectra, norm="forward")
                 out.append((coeffs.real.to(coeffs.dtype) if g.real else coeffs).reshape(*batch, *coeffs.shape[1:]))
             return out
-        picked = _scale(spectrum.index_select(1, plan.flat_bins), plan.flat_analysis_window)
-        band_spectra = torch.zeros(rows * plan.total, dtype=picked.dtype, device=x.device)
-        band_spectra.index_copy_(0, plan.flat_index(rows), picked.reshape(-1))
+        if _compiled(x):
+            bins, analysis_weights, _, index, _ = plan.compiled_arrays(rows)
+            band_spectra = torch.empty(rows * plan.total, dtype=self.complex_dtype)
+            _spread_bins(spectrum.numpy(), bins, analysis_weights, index, band_spectra.numpy())
+        else:
+            picked = _scale(spectrum.index_select(1, plan.flat_bins), plan.flat_analysis_window)
+            band_spectra = torch.zeros(rows * plan.total, dtype=picked.dtype, device=x.device)
+            band_spectra.index_copy_(0, plan.flat_index(rows), picked.reshape(-1))
         flat = self._group_ffts(plan, self.split_flat(band_spectra, n, (rows,)), rows, analysis=True)
         return self.split_flat(flat, n, tuple(batch))
 
@@ -789,6 +838,10 @@ class WaveletFrame:
         else:
             inputs = [(c.real if g.real else c).reshape(rows, *c.shape[-2:]) for g, c in zip(plan.groups, groups)]
             band_spectra = self._group_ffts(plan, inputs, rows, analysis=False)
+            if _compiled(band_spectra):
+                bins, _, weights, index, dual_weight = plan.compiled_arrays(rows)
+                _gather_bins(band_spectra.numpy(), bins, weights, index, dual_weight, acc.numpy())
+                return torch.fft.irfft(acc, n=n).reshape(*batch, n)
             picked = _scale(band_spectra.index_select(0, plan.flat_index(rows)).view(rows, -1), plan.flat_window)
             acc.index_add_(1, plan.flat_bins, picked)
         return torch.fft.irfft(_scale(acc, plan.dual_weight), n=n).reshape(*batch, n)

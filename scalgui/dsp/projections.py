@@ -1,0 +1,125 @@
+"""The element-wise steps of the projection methods (FGLA, ADMM), fused for the CPU.
+
+Between its two transforms each iteration of ``fgla`` or ``admm`` does several passes
+over all coefficients: the spectral convergence of the rebuilt coefficients against the
+target (a modulus, a difference, a norm), the momentum or dual update, the phase of the
+result (another modulus and a division) and the target magnitudes with that phase. In
+torch on the CPU each of these is its own pass, and complex moduli and broadcast
+products are slow there (measured on 107,000 complex64 coefficients, one thread:
+``abs`` 420 us, ``sgn`` 280 us, a complex-by-real product 100-200 us, against 40 us for
+a plain product of 214,000 floats). Here each step is one compiled loop over the
+coefficients that reads and writes each value once, with the same arithmetic as the
+torch formulation it replaces (in :mod:`scalgui.dsp.phase`, still used on GPUs).
+
+Loops are serial: they are a small part of an iteration once fused, and numba's own
+thread pools must not be entered from two threads at once (the editor renders on a
+worker thread while another thread draws).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit
+
+__all__ = ["fusable", "admm_step", "fgla_step"]
+
+
+def fusable(parts: list[torch.Tensor], *more: list[torch.Tensor]) -> bool:
+    """Whether the fused steps can work in place on these tensors: contiguous, on the CPU."""
+    return all(p.device.type == "cpu" and p.is_contiguous() for group in (parts, *more) for p in group)
+
+
+# The loops read the complex arrays as interleaved (real, imaginary) pairs of the real
+# dtype: numba then vectorises them (measured 10x faster than torch's passes on 107,000
+# complex64 coefficients; indexing the complex values directly was only 2.5x faster).
+# fastmath lets the error sum be reordered; the inputs are finite (NaN audio is refused).
+@njit(cache=True, fastmath=True)
+def _admm_loop(x, u, target):
+    error = 0.0
+    if target.shape[0] == 0:
+        return error
+    zero = target[0] - target[0]  # of the target's dtype: a float64 zero stopped vectorisation
+    for i in range(target.shape[0]):
+        xr = x[2 * i]
+        xi = x[2 * i + 1]
+        deviation = np.sqrt(xr * xr + xi * xi) - target[i]
+        error += deviation * deviation
+        wr = xr + u[2 * i]
+        wi = xi + u[2 * i + 1]
+        squared = wr * wr + wi * wi
+        scale = target[i] / np.sqrt(squared) if squared > 0 else zero
+        zr = scale * wr
+        zi = scale * wi
+        ur = wr - zr
+        ui = wi - zi
+        u[2 * i] = ur
+        u[2 * i + 1] = ui
+        x[2 * i] = zr - ur
+        x[2 * i + 1] = zi - ui
+    return error
+
+
+@njit(cache=True, fastmath=True)
+def _fgla_loop(rebuilt, previous, target, beta, first):
+    error = 0.0
+    if target.shape[0] == 0:
+        return error
+    zero = target[0] - target[0]
+    keep = zero if first else beta
+    for i in range(target.shape[0]):
+        rr = rebuilt[2 * i]
+        ri = rebuilt[2 * i + 1]
+        deviation = np.sqrt(rr * rr + ri * ri) - target[i]
+        error += deviation * deviation
+        ar = rr - keep * previous[2 * i]
+        ai = ri - keep * previous[2 * i + 1]
+        squared = ar * ar + ai * ai
+        scale = target[i] / np.sqrt(squared) if squared > 0 else zero
+        previous[2 * i] = rr
+        previous[2 * i + 1] = ri
+        rebuilt[2 * i] = scale * ar
+        rebuilt[2 * i + 1] = scale * ai
+    return error
+
+
+def _arrays(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """1-D numpy views (no copies): complex tensors as interleaved real pairs."""
+    out = []
+    for t in tensors:
+        flat = t.detach().reshape(-1)
+        out.append((torch.view_as_real(flat) if flat.is_complex() else flat).reshape(-1).numpy())
+    return out
+
+
+def admm_step(x: list[torch.Tensor], u: list[torch.Tensor], target: list[torch.Tensor]) -> float:
+    """One ADMM update after the consistent projection, in place.
+
+    With ``w = x + u`` and ``z`` the target magnitudes with the phase of ``w``: ``u``
+    becomes ``w - z`` and ``x`` becomes ``z - u``, the next synthesis input.
+
+    Returns
+    -------
+    float
+        ``sum(|x| - target)^2`` over the incoming ``x`` (its squared magnitude error).
+    """
+    return float(sum(_admm_loop(*_arrays(a, b, t)) for a, b, t in zip(x, u, target)))
+
+
+def fgla_step(rebuilt: list[torch.Tensor], previous: list[torch.Tensor], target: list[torch.Tensor],
+              beta: float, first: bool) -> float:
+    """One accelerated Griffin-Lim update after the consistent projection, in place.
+
+    ``previous`` becomes ``rebuilt``; ``rebuilt`` becomes the target magnitudes with the
+    phase of ``rebuilt - beta * previous`` (of ``rebuilt`` alone when ``first``), the
+    next synthesis input.
+
+    Returns
+    -------
+    float
+        ``sum(|rebuilt| - target)^2`` over the incoming ``rebuilt``.
+    """
+    total = 0.0
+    for r, p, t in zip(rebuilt, previous, target):
+        arrays = _arrays(r, p, t)
+        total += _fgla_loop(*arrays, arrays[2].dtype.type(beta), first)  # beta in the arrays' dtype
+    return total
