@@ -262,6 +262,9 @@ def test_flat_and_group_by_group_layouts_agree(monkeypatch, sample_rate):
     both give the same coefficients and the same synthesis, with gradients too."""
     from scalgui.dsp import frame as frame_module
 
+    # The torch formulation (GPUs'): on the CPU compiled loops stand in for it (their own
+    # tests are in test_compiled_loops.py).
+    monkeypatch.setattr(frame_module, "COMPILED_LOOPS", False)
     x = torch.as_tensor(np.random.default_rng(5).standard_normal((2, sample_rate // 4)), dtype=torch.float32)
     frame = WaveletFrame(FrameSettings(sample_rate, 24, bandwidth_voices=12), pad_limit=0.1)
     n = frame.padded_length(x.shape[-1])

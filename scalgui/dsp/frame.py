@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from kymatio.scattering1d.filter_bank import compute_sigma_psi
 from numba import njit
+import scipy.fft
 from scipy.special import erf
 
 __all__ = [
@@ -306,6 +307,9 @@ class _GroupPlan:
     window: torch.Tensor  # [n, W] real: atom values on those bins
     analysis_window: torch.Tensor  # [n, W] real: window times the one-sided rfft scale
     flat_bins: torch.Tensor  # bins.reshape(-1)
+    # For the compiled loops (CPU frames): numpy views of flat_bins, analysis_window and
+    # window flattened, and where each entry lands in the group's [bands, length] block.
+    compiled: tuple[np.ndarray, ...] | None = None
 
 
 @dataclass
@@ -328,15 +332,10 @@ class _Plan:
     flat_analysis_window: torch.Tensor | None = None  # [W] real: analysis weights
     extra: dict = field(default_factory=dict)
 
-    def compiled_arrays(self, rows: int) -> tuple[np.ndarray, ...]:
-        """numpy views of what the compiled loops read: bins, analysis weights, synthesis
-        weights, the flat index for ``rows`` signals and the dual weight."""
-        arrays = self.extra.get(("compiled", rows))
-        if arrays is None:
-            arrays = tuple(t.numpy() for t in (self.flat_bins, self.flat_analysis_window, self.flat_window,
-                                               self.flat_index(rows), self.dual_weight))
-            self.extra[("compiled", rows)] = arrays
-        return arrays
+    @property
+    def strided(self) -> bool:
+        """Whether this is a :meth:`WaveletFrame.content_plan` with strided groups."""
+        return any(t is not None for t in self.extra.get("times", ()))
 
     def flat_index(self, rows: int) -> torch.Tensor:
         """``[rows * W]``: where each (signal, atom entry) lands in the flat buffer of
@@ -355,37 +354,75 @@ def _scale(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(torch.view_as_real(z) * weight.unsqueeze(-1))
 
 
-# The flat layout's gather-weight-scatter steps on the CPU, each one compiled loop: in
-# torch they are a gather, a broadcast product and a scatter, three passes plus a fill
-# (measured on the 107,000 coefficients of a 2048-sample chirp on the retrieval frame:
-# 130-160 us per transform here against 470-1200 us in torch).
+#: Whether CPU transforms without autograd use the compiled loops below (tests switch it
+#: off to check them against the torch formulation, which GPUs use).
+COMPILED_LOOPS = True
+
+
+# A group's gather-weight-scatter steps on the CPU, each one compiled loop: in torch they
+# are a gather, a broadcast product and a scatter, three passes plus a fill (measured on
+# the 107,000 coefficients of a 2048-sample chirp on the retrieval frame: 130-160 us per
+# transform here against 470-1200 us in torch, one thread).
 @njit(cache=True)
-def _spread_bins(spectrum, bins, weights, index, out):
-    """``out[index[r, j]] = spectrum[r, bins[j]] * weights[j]``, zeros elsewhere."""
+def _spread_bins(spectrum, bins, weights, local, size, out):
+    """For each signal ``r``: ``out[r * size + local[j]] = spectrum[r, bins[j]] * weights[j]``,
+    zeros elsewhere (``out`` is a group's ``[rows, bands, length]`` band spectra, flattened)."""
     out[:] = 0
-    entries = bins.shape[0]
     for r in range(spectrum.shape[0]):
-        for j in range(entries):
-            out[index[r * entries + j]] = spectrum[r, bins[j]] * weights[j]
+        base = r * size
+        for j in range(bins.shape[0]):
+            out[base + local[j]] = spectrum[r, bins[j]] * weights[j]
 
 
 @njit(cache=True)
-def _gather_bins(bands, bins, weights, index, dual_weight, acc):
-    """``acc[r, bins[j]] += bands[index[r, j]] * weights[j]``, then ``acc *= dual_weight``."""
-    acc[:] = 0
-    entries = bins.shape[0]
+def _gather_bins(bands, bins, weights, local, size, acc):
+    """For each signal ``r``: ``acc[r, bins[j]] += bands[r * size + local[j]] * weights[j]``."""
     for r in range(acc.shape[0]):
-        for j in range(entries):
-            acc[r, bins[j]] += bands[index[r * entries + j]] * weights[j]
+        base = r * size
+        for j in range(bins.shape[0]):
+            acc[r, bins[j]] += bands[base + local[j]] * weights[j]
+
+
+@njit(cache=True)
+def _weigh_bins(acc, weight):
+    """``acc[r, k] *= weight[k]``."""
+    for r in range(acc.shape[0]):
         for k in range(acc.shape[1]):
-            acc[r, k] *= dual_weight[k]
+            acc[r, k] *= weight[k]
+
+
+def compiled_loops_on(device: torch.device) -> bool:
+    """Whether transforms on ``device`` without autograd run the compiled loops."""
+    return COMPILED_LOOPS and device.type == "cpu"
 
 
 def _compiled(t: torch.Tensor) -> bool:
     """Whether the compiled loops may stand in for torch's operations on ``t``: on the
     CPU, and not while autograd records (the gradient methods differentiate through the
     transforms)."""
-    return t.device.type == "cpu" and not (t.requires_grad and torch.is_grad_enabled())
+    return compiled_loops_on(t.device) and not (t.requires_grad and torch.is_grad_enabled())
+
+
+def _pocketfft_is_faster(rows: int, n: int) -> bool:
+    """Whether scipy's real FFT beats torch's for ``rows`` signals of ``n`` samples on the
+    CPU. Measured with torch 2.13's CPU build: on one signal torch's is 2-4x slower at
+    every length up to 2^19 samples (2048: 27 us against 10; 131072: 3.1 ms against
+    0.6) and level at 2^20; on two or more, torch's is faster from 2^17 samples each."""
+    return rows == 1 or rows * n <= 1 << 17
+
+
+def _rfft(x: torch.Tensor) -> torch.Tensor:
+    """``torch.fft.rfft(x)`` of a ``[rows, n]`` real tensor, through scipy where faster."""
+    if _compiled(x) and _pocketfft_is_faster(*x.shape):
+        return torch.from_numpy(scipy.fft.rfft(x.numpy()))
+    return torch.fft.rfft(x)
+
+
+def _irfft(spectrum: torch.Tensor, n: int) -> torch.Tensor:
+    """``torch.fft.irfft(spectrum, n=n)`` of ``[rows, n // 2 + 1]`` bins, through scipy where faster."""
+    if _compiled(spectrum) and _pocketfft_is_faster(spectrum.shape[0], n):
+        return torch.from_numpy(scipy.fft.irfft(spectrum.numpy(), n=n))
+    return torch.fft.irfft(spectrum, n=n)
 
 
 def _next_fast_size(n: int) -> int:
@@ -638,7 +675,52 @@ class WaveletFrame:
             self._plans[n] = plan
         return plan
 
-    def _build_plan(self, n: int) -> _Plan:
+    def content_plan(self, n: int, start: int, length: int) -> _Plan | None:
+        """A plan for block transforms of length ``n`` whose signal is zero outside
+        ``[start, start + length)`` (a short signal and its padding), or None if it would
+        save nothing.
+
+        A band's signal then lives within its atom's reach of that span, so a band whose
+        reach is short needs only the samples of its spectrum at every ``r``-th bin: its
+        band signal comes out periodised to ``n / r`` samples, which holds the span and
+        the reach whole. Each group of hops takes the largest such ``r`` (that divides
+        ``n / hop``), and ``r`` times fewer coefficients and FFT work: on the 2048-sample
+        chirp of ``bench invert`` 2.7x fewer in all, the padding of its lowest band being
+        five times the signal. Analysis with this plan gives the coefficients of the
+        plain plan within each band's window of ``n / r`` samples around the span (see
+        :meth:`content_times`); synthesis gives the plain synthesis on the span only (it
+        repeats every ``n / r`` samples outside it). For retrieval, not for editing.
+        """
+        key = (n, start, length)
+        if key in self._plans:
+            return self._plans[key]
+        b = self.bands
+        strides = []
+        for g in range(self.n_groups):
+            members = np.flatnonzero(b.group == g)
+            hop = int(b.hop[members[0]])
+            # The band signal reaches the atom's reach beyond the span, and synthesis the
+            # dual atom's too (up to twice as far: see `context`): 4 reaches of slack.
+            reach = self._cutoff / (2.0 * math.pi * float(b.sigma_hz[members].min())) * self.sample_rate
+            stride = 1
+            if not b.real[members[0]]:
+                for r in range(n // hop, 1, -1):
+                    if (n // hop) % r == 0 and n // r >= length + 4 * reach:
+                        stride = r
+                        break
+            strides.append(stride)
+        plan = None if max(strides) == 1 else self._build_plan(n, tuple(strides), start, length)
+        self._plans[key] = plan
+        return plan
+
+    def content_times(self, plan: _Plan) -> list[torch.Tensor | None]:
+        """For each group of a :meth:`content_plan`, the index (along time) of the plain
+        plan's coefficient that each of its coefficients equals, or None where the group
+        is not strided: ``coeffs.groups[g].index_select(-1, index)`` maps into it."""
+        return plan.extra["times"]
+
+    def _build_plan(self, n: int, strides: tuple[int, ...] | None = None, start: int = 0,
+                    length: int = 0) -> _Plan:
         if n % self.max_hop:
             raise ValueError(f"transform length {n} is not a multiple of the largest hop {self.max_hop}")
         b = self.bands
@@ -649,23 +731,29 @@ class WaveletFrame:
         self_mirror[0] = True
         if n % 2 == 0:
             self_mirror[-1] = True
+        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
         frame_weight = np.zeros(n_bins)  # D(f) = sum_k L_k |g_k(f)|^2 (halved off-mirror for real atoms)
         groups = []
         # rfft -> analytic-signal scale: 2/n, but 1/n on the self-mirrored bins.
         onesided = np.full(n_bins, 2.0 / n)
         onesided[self_mirror] = 1.0 / n
+        times = []
         for g in range(self.n_groups):
             members = np.flatnonzero(b.group == g)
             hop, real = int(b.hop[members[0]]), bool(b.real[members[0]])
-            length = n // hop
+            stride = 1 if strides is None else strides[g]
+            period = n // stride  # the band signals' period: n, or less in a content plan
+            band_length = period // hop
+            times.append(None if stride == 1 else self._window_times(n, period, hop, start, length))
             # An analytic atom's bins must land in distinct slots of the length-L band
             # spectrum; a real atom's bins and their mirror images must, too.
-            max_bins = (length + 1) // 2 if real else length
+            max_bins = (band_length + 1) // 2 if real else band_length
             rows_bins, rows_win = [], []
             for k in members:
                 first = max(int(math.ceil(b.support_lo_hz[k] / bin_hz - 1e-9)), 0)
                 last = min(int(math.floor(b.support_hi_hz[k] / bin_hz + 1e-9)), n_bins - 1)
                 bins = np.arange(first, last + 1)
+                bins = bins[bins % stride == 0]
                 win = self.atom_response(k, bins * bin_hz)
                 nz = win > 0
                 bins, win = bins[nz], win[nz]
@@ -676,33 +764,46 @@ class WaveletFrame:
                     bins, win = bins[keep], win[keep]
                 rows_bins.append(bins)
                 rows_win.append(win)
-                weight = length * win**2
+                weight = band_length * win**2
                 if real:
                     weight = np.where(self_mirror[bins], weight, weight / 2)
                 np.add.at(frame_weight, bins, weight)
+            # A band keeping every stride-th bin: its band signal summed over the
+            # `stride` periods of `period` samples in n (analysis), and spread back
+            # over them, of which synthesis keeps one (synthesis): stride times each.
+            win_rows = [w * stride for w in rows_win]
             width = max(len(r) for r in rows_bins)
             bins_arr = np.zeros((len(members), width), dtype=np.int64)
             win_arr = np.zeros((len(members), width))
             slots = np.zeros_like(bins_arr)
-            for i, (rb, rw) in enumerate(zip(rows_bins, rows_win)):
+            for i, (rb, rw) in enumerate(zip(rows_bins, win_rows)):
                 # Padded entries repeat the last bin with weight 0 and take the slots after
                 # the real run, so they never collide with real ones (width <= length).
                 bins_arr[i, : len(rb)] = rb
                 bins_arr[i, len(rb) :] = rb[-1]
                 win_arr[i, : len(rw)] = rw
-                slots[i] = (rb[0] + np.arange(width)) % length
+                slots[i] = (rb[0] // stride + np.arange(width)) % band_length
             groups.append(
                 _GroupPlan(
                     hop=hop,
-                    length=length,
+                    length=band_length,
                     real=real,
                     bins=torch.as_tensor(bins_arr, device=self.device),
                     slots=torch.as_tensor(slots, device=self.device),
                     window=torch.as_tensor(win_arr, dtype=self.dtype, device=self.device),
                     analysis_window=torch.as_tensor(win_arr * onesided[bins_arr], dtype=self.dtype, device=self.device),
                     flat_bins=torch.as_tensor(bins_arr.reshape(-1), device=self.device),
+                    compiled=None if self.device.type != "cpu" else (
+                        bins_arr.reshape(-1), (win_arr * onesided[bins_arr]).reshape(-1).astype(np_dtype),
+                        win_arr.reshape(-1).astype(np_dtype),
+                        (np.arange(len(members))[:, None] * band_length + slots).reshape(-1),
+                    ),
                 )
             )
+        if strides is not None:
+            # The dual is the plain frame's (each band's share of the reconstruction is
+            # the plain one on the content span).
+            frame_weight = 1.0 / (self._plan(n).dual_weight.double().cpu().numpy() * onesided)
         if np.any(frame_weight <= 0):
             raise RuntimeError("frame does not cover every frequency bin; this is a design bug")
         sizes = [g.bins.shape[0] * g.length for g in groups]
@@ -721,7 +822,16 @@ class WaveletFrame:
             entry_local=torch.cat(local),
             flat_window=torch.cat([g.window.reshape(-1) for g in groups]),
             flat_analysis_window=torch.cat([g.analysis_window.reshape(-1) for g in groups]),
+            extra={"times": times},
         )
+
+    def _window_times(self, n: int, period: int, hop: int, start: int, length: int) -> torch.Tensor:
+        """Where the coefficients of a band periodised to ``period`` samples sit in the
+        plain layout: the window of ``period`` samples centred on the content span."""
+        first = (start - (period - length) // 2) // hop * hop
+        sample = np.arange(period // hop) * hop
+        sample = first + (sample - first) % period
+        return torch.as_tensor((sample % n) // hop, device=self.device)
 
     @cached_property
     def group_sizes(self) -> tuple[int, ...]:
@@ -736,8 +846,16 @@ class WaveletFrame:
         At once is faster while the coefficients are few (up to :data:`FLAT_LAYOUT_LIMIT`):
         the cost of each operation, not arithmetic, is then most of the time. On more,
         group by group is faster (measured 1.5x on 20 s of stereo): each group's gather,
-        scale and FFT stay in cache, and no copy into the shared buffer is needed.
+        scale and FFT stay in cache, and no copy into the shared buffer is needed. Never on
+        the CPU while :data:`COMPILED_LOOPS` is on: there one compiled loop per group does
+        the gather, weighting and scatter, and each group's FFT keeps its own output (an
+        FFT written into a shared buffer is computed elsewhere and copied there).
         """
+        return not compiled_loops_on(self.device) and self.small_block(n, rows)
+
+    def small_block(self, n: int, rows: int = 1) -> bool:
+        """Whether ``rows`` signals of padded length ``n`` have at most
+        :data:`FLAT_LAYOUT_LIMIT` coefficients together."""
         return rows * self.coefficient_count(n) <= FLAT_LAYOUT_LIMIT
 
     def coefficient_count(self, n: int) -> int:
@@ -780,13 +898,15 @@ class WaveletFrame:
         return out
 
     # ------------------------------------------------------------------ core transforms
-    def forward_block(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_block(self, x: torch.Tensor, plan: _Plan | None = None) -> list[torch.Tensor]:
         """Analyse a block of length ``n`` (a multiple of the largest hop) circularly.
 
         Parameters
         ----------
         x : torch.Tensor [shape=(..., n)]
             Real signal on the frame's device.
+        plan : optional
+            A :meth:`content_plan` for ``n``, when ``x`` is zero outside its span.
 
         Returns
         -------
@@ -795,11 +915,23 @@ class WaveletFrame:
             layout (:meth:`flat_layout`) views of one buffer (see :meth:`Coefficients.flat`).
         """
         n = x.shape[-1]
-        plan = self._plan(n)
+        plan = plan or self._plan(n)
         batch = x.shape[:-1]
         rows = int(np.prod(batch, dtype=np.int64))
-        spectrum = torch.fft.rfft(x).reshape(rows, n // 2 + 1)
-        if not self.flat_layout(n, rows):
+        spectrum = _rfft(x.reshape(rows, n))
+        if _compiled(x):
+            out = []
+            for g in plan.groups:
+                bins, weights, _, local = g.compiled
+                band_spectra = torch.empty(rows, g.bins.shape[0], g.length, dtype=self.complex_dtype)
+                _spread_bins(spectrum.numpy(), bins, weights, local, band_spectra[0].numel(),
+                             band_spectra.view(-1).numpy())
+                coeffs = torch.fft.ifft(band_spectra, norm="forward")
+                if g.real:
+                    coeffs.imag.zero_()
+                out.append(coeffs.reshape(*batch, *coeffs.shape[1:]))
+            return out
+        if not self.flat_layout(n, rows) or plan.strided:
             out = []
             for g in plan.groups:
                 picked = _scale(spectrum.index_select(1, g.flat_bins).reshape(rows, *g.bins.shape), g.analysis_window)
@@ -808,29 +940,31 @@ class WaveletFrame:
                 coeffs = torch.fft.ifft(band_spectra, norm="forward")
                 out.append((coeffs.real.to(coeffs.dtype) if g.real else coeffs).reshape(*batch, *coeffs.shape[1:]))
             return out
-        if _compiled(x):
-            bins, analysis_weights, _, index, _ = plan.compiled_arrays(rows)
-            band_spectra = torch.empty(rows * plan.total, dtype=self.complex_dtype)
-            _spread_bins(spectrum.numpy(), bins, analysis_weights, index, band_spectra.numpy())
-        else:
-            picked = _scale(spectrum.index_select(1, plan.flat_bins), plan.flat_analysis_window)
-            band_spectra = torch.zeros(rows * plan.total, dtype=picked.dtype, device=x.device)
-            band_spectra.index_copy_(0, plan.flat_index(rows), picked.reshape(-1))
+        picked = _scale(spectrum.index_select(1, plan.flat_bins), plan.flat_analysis_window)
+        band_spectra = torch.zeros(rows * plan.total, dtype=picked.dtype, device=x.device)
+        band_spectra.index_copy_(0, plan.flat_index(rows), picked.reshape(-1))
         flat = self._group_ffts(plan, self.split_flat(band_spectra, n, (rows,)), rows, analysis=True)
         return self.split_flat(flat, n, tuple(batch))
 
-    def inverse_block(self, groups: Sequence[torch.Tensor], n: int) -> torch.Tensor:
+    def inverse_block(self, groups: Sequence[torch.Tensor], n: int, plan: _Plan | None = None) -> torch.Tensor:
         """Synthesise a block of length ``n`` through the canonical dual frame.
 
         For coefficients that came from :meth:`forward_block` this returns the signal
         exactly; for any others it returns the least-squares signal whose coefficients
-        are nearest to them.
+        are nearest to them. With a :meth:`content_plan`, only on its span.
         """
-        plan = self._plan(n)
+        plan = plan or self._plan(n)
         batch = groups[0].shape[:-2]
         rows = int(np.prod(batch, dtype=np.int64))
         acc = torch.zeros(rows, n // 2 + 1, dtype=self.complex_dtype, device=groups[0].device)
-        if not self.flat_layout(n, rows):
+        if _compiled(groups[0]):
+            for g, c in zip(plan.groups, groups):
+                bins, _, weights, local = g.compiled
+                band_spectra = torch.fft.fft((c.real if g.real else c).reshape(rows, *c.shape[-2:]))
+                _gather_bins(band_spectra.view(-1).numpy(), bins, weights, local, band_spectra[0].numel(), acc.numpy())
+            _weigh_bins(acc.numpy(), plan.dual_weight.numpy())
+            return _irfft(acc, n).reshape(*batch, n)
+        if not self.flat_layout(n, rows) or plan.strided:
             for g, c in zip(plan.groups, groups):
                 band_spectra = torch.fft.fft((c.real if g.real else c).reshape(rows, *c.shape[-2:]))
                 picked = _scale(band_spectra.gather(-1, g.slots.expand(rows, *g.slots.shape)), g.window)
@@ -838,13 +972,9 @@ class WaveletFrame:
         else:
             inputs = [(c.real if g.real else c).reshape(rows, *c.shape[-2:]) for g, c in zip(plan.groups, groups)]
             band_spectra = self._group_ffts(plan, inputs, rows, analysis=False)
-            if _compiled(band_spectra):
-                bins, _, weights, index, dual_weight = plan.compiled_arrays(rows)
-                _gather_bins(band_spectra.numpy(), bins, weights, index, dual_weight, acc.numpy())
-                return torch.fft.irfft(acc, n=n).reshape(*batch, n)
             picked = _scale(band_spectra.index_select(0, plan.flat_index(rows)).view(rows, -1), plan.flat_window)
             acc.index_add_(1, plan.flat_bins, picked)
-        return torch.fft.irfft(_scale(acc, plan.dual_weight), n=n).reshape(*batch, n)
+        return _irfft(_scale(acc, plan.dual_weight), n).reshape(*batch, n)
 
     # ------------------------------------------------------------------ public API
     def _as_signal(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -43,7 +43,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .frame import Coefficients, WaveletFrame, _scale
+from .frame import Coefficients, WaveletFrame, _scale, compiled_loops_on
 from .metrics import spectral_convergence_db
 from .projections import admm_step, fgla_step, fusable
 
@@ -332,14 +332,26 @@ def _scheduler(settings: RetrievalSettings, optimizer, iterations: int):
 
 
 class _Run:
-    """Book-keeping shared by the methods: best result, history, progress, cancel."""
+    """Book-keeping shared by the methods: best result, history, progress, cancel, and
+    the layout the projection methods iterate in."""
 
     def __init__(self, target: Coefficients, iterations, progress, cancel, every):
         frame = target.frame
+        self.frame = frame
+        self.target = target
         rows = int(torch.Size(target.batch_shape).numel())
+        n = target.padded_length
+        one_block = n <= frame.segment_length
         # All coefficients in one tensor where the frame's transforms lay them out so (a
         # view then), else group by group: see WaveletFrame.flat_layout.
-        self.flat = frame.flat_layout(target.padded_length, rows) and target.padded_length <= frame.segment_length
+        self.flat = frame.flat_layout(n, rows) and one_block
+        self.small = frame.small_block(n, rows) and one_block
+        # On the CPU a short signal's padding is mostly zeros that high bands need not
+        # see: iterate on a content plan (WaveletFrame.content_plan) when it saves work.
+        self.plan = None
+        if one_block and compiled_loops_on(frame.device):
+            self.plan = frame.content_plan(n, target.pad_left, target.length)
+        self.times = frame.content_times(self.plan) if self.plan is not None else None
         self.target_parts = self.parts(target)
         self.iterations = iterations
         self.progress = progress
@@ -354,20 +366,39 @@ class _Run:
         self.reference = float(sum(torch.linalg.vector_norm(t) ** 2 for t in self.target_parts))
 
     def parts(self, coeffs: Coefficients) -> list[torch.Tensor]:
-        """``coeffs`` as the tensors element-wise steps work on: one flat one, or the groups."""
+        """``coeffs`` as the tensors element-wise steps work on: one flat one, the groups,
+        or on a content plan the groups' coefficients within its windows."""
+        if self.times is not None:
+            return [g if t is None else g.index_select(-1, t) for g, t in zip(coeffs.groups, self.times)]
         return [coeffs.flat()] if self.flat else list(coeffs.groups)
+
+    def analyse(self, signal: torch.Tensor) -> list[torch.Tensor]:
+        """The parts of ``signal``'s coefficients."""
+        if self.plan is None:
+            return self.parts(self.frame.analyze(signal))
+        t = self.target
+        padded = torch.nn.functional.pad(signal, (t.pad_left, t.padded_length - t.length - t.pad_left))
+        return self.frame.forward_block(padded, self.plan)
+
+    def synthesise(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """The signal whose coefficients are nearest to ``parts`` (through the dual frame)."""
+        t = self.target
+        if self.plan is None:
+            return self.frame.synthesize(t.with_flat(parts[0]) if self.flat else t.with_groups(parts))
+        return self.frame.inverse_block(parts, t.padded_length, self.plan)[..., t.pad_left : t.pad_left + t.length]
 
     def magnitudes_with(self, phase: list[torch.Tensor]) -> list[torch.Tensor]:
         """The target magnitudes with unit-modulus ``phase`` parts: the magnitude projection."""
         return [_scale(p, t) for p, t in zip(phase, self.target_parts)]
 
-    def with_parts(self, like: Coefficients, parts: list[torch.Tensor]) -> Coefficients:
-        return like.with_flat(parts[0]) if self.flat else like.with_groups(parts)
-
     def record(self, signal: torch.Tensor, estimate: Coefficients) -> float:
         """Spectral convergence of ``estimate`` against the target, in dB; keeps the
         best signal so far."""
-        error = sum(torch.linalg.vector_norm(e.abs() - t) ** 2 for e, t in zip(self.parts(estimate), self.target_parts))
+        return self.record_parts(signal, self.parts(estimate))
+
+    def record_parts(self, signal: torch.Tensor, parts: list[torch.Tensor]) -> float:
+        """As :meth:`record`, for an estimate's parts."""
+        error = sum(torch.linalg.vector_norm(e.abs() - t) ** 2 for e, t in zip(parts, self.target_parts))
         return self.record_error(signal, float(error))
 
     def record_error(self, signal: torch.Tensor, error: float) -> float:
@@ -399,16 +430,16 @@ def _fgla(frame, target: Coefficients, phase: list[torch.Tensor], iterations, mo
     signal = None
     synthesis_input = run.magnitudes_with(phase)
     for _ in range(iterations):
-        signal = frame.synthesize(run.with_parts(target, synthesis_input))
-        rebuilt = run.parts(frame.analyze(signal))
+        signal = run.synthesise(synthesis_input)
+        rebuilt = run.analyse(signal)
         if fusable(rebuilt, run.target_parts):
             first = previous is None
             if first:
-                previous = [torch.empty_like(r) for r in rebuilt]
+                previous = [torch.zeros_like(r) for r in rebuilt]  # 0 * (garbage) can be NaN
             db = run.record_error(signal, fgla_step(rebuilt, previous, run.target_parts, beta, first))
             synthesis_input = rebuilt  # the step left the next input there
         else:
-            db = run.record(signal, run.with_parts(target, rebuilt))
+            db = run.record_parts(signal, rebuilt)
             accelerated = rebuilt if previous is None else [torch.sub(r, p, alpha=beta) for r, p in zip(rebuilt, previous)]
             synthesis_input = run.magnitudes_with([torch.sgn(a) for a in accelerated])
             previous = rebuilt
@@ -429,13 +460,13 @@ def _admm(frame, target: Coefficients, phase: list[torch.Tensor], iterations, ru
     synthesis_input = z  # z - u
     signal = None
     for _ in range(iterations):
-        signal = frame.synthesize(run.with_parts(target, synthesis_input))
-        x = run.parts(frame.analyze(signal))
+        signal = run.synthesise(synthesis_input)
+        x = run.analyse(signal)
         if fusable(x, u, run.target_parts):
             db = run.record_error(signal, admm_step(x, u, run.target_parts))
             synthesis_input = x  # the step left z - u there
         else:
-            db = run.record(signal, run.with_parts(target, x))
+            db = run.record_parts(signal, x)
             w = [a + b for a, b in zip(x, u)]
             z = run.magnitudes_with([torch.sgn(a) for a in w])
             u = [a - b for a, b in zip(w, z)]  # u + x - z
@@ -556,12 +587,12 @@ def retrieve(
 
 @contextlib.contextmanager
 def _threads_for(frame: WaveletFrame, run: _Run):
-    """One torch thread on the CPU for the small transforms of the flat layout, restored
+    """One torch thread on the CPU for small transforms (:meth:`WaveletFrame.small_block`), restored
     after: there each of an iteration's operations is short, and handing part of it to a
     second thread costs more than it saves (measured on the 2048-sample chirp of ``bench
     invert``: 5.0 ms per iteration on one thread, 7.2 ms on two). torch's thread count is
     per calling thread, so a render on a worker leaves the others' alone."""
-    if frame.device.type != "cpu" or not run.flat:
+    if frame.device.type != "cpu" or not run.small:
         yield
         return
     threads = torch.get_num_threads()
@@ -581,12 +612,12 @@ def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, can
                 raise ValueError(
                     f"initial signal has {signal.shape[-1]} samples, the target describes {target.length}"
                 )
-            phase = [torch.sgn(p) for p in run.parts(frame.analyze(signal))]
+            phase = [torch.sgn(p) for p in run.analyse(signal)]
         else:
             phase = run.parts(target.with_groups(initial_phase(target, settings.init, reference=reference,
                                                                seed=settings.seed)))
-        start_signal = frame.synthesize(run.with_parts(target, run.magnitudes_with(phase)))
-        run.record(start_signal, frame.analyze(start_signal))
+        start_signal = run.synthesise(run.magnitudes_with(phase))
+        run.record_parts(start_signal, run.analyse(start_signal))
     method = settings.method
     projection_iterations = {
         "fgla": iterations,

@@ -86,8 +86,8 @@ def _arrays(*tensors: torch.Tensor) -> list[np.ndarray]:
     """1-D numpy views (no copies): complex tensors as interleaved real pairs."""
     out = []
     for t in tensors:
-        flat = t.detach().reshape(-1)
-        out.append((torch.view_as_real(flat) if flat.is_complex() else flat).reshape(-1).numpy())
+        a = t.detach().numpy().reshape(-1)
+        out.append(a.view(a.real.dtype) if np.iscomplexobj(a) else a)
     return out
 
 
