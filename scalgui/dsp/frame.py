@@ -15,6 +15,11 @@ Coefficient ``m`` of a band with hop ``h`` is the band's analytic signal at the 
 ``m * h`` of the padded signal (no demodulation), so phases are absolute and grids of all
 bands align on multiples of the largest hop. That is what makes segmented processing of
 long signals agree with a one-shot transform.
+
+GPUs run every step as torch operations. On the CPU, where each torch operation's own
+cost is much of the time on small blocks, each group's gather-weight-scatter is one
+compiled loop (numba) and real FFTs of one signal go through scipy (faster there than
+torch's); autograd (the gradient retrieval methods) keeps the torch formulation.
 """
 from __future__ import annotations
 
@@ -731,7 +736,6 @@ class WaveletFrame:
         self_mirror[0] = True
         if n % 2 == 0:
             self_mirror[-1] = True
-        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
         frame_weight = np.zeros(n_bins)  # D(f) = sum_k L_k |g_k(f)|^2 (halved off-mirror for real atoms)
         groups = []
         # rfft -> analytic-signal scale: 2/n, but 1/n on the self-mirrored bins.
@@ -793,13 +797,18 @@ class WaveletFrame:
                     window=torch.as_tensor(win_arr, dtype=self.dtype, device=self.device),
                     analysis_window=torch.as_tensor(win_arr * onesided[bins_arr], dtype=self.dtype, device=self.device),
                     flat_bins=torch.as_tensor(bins_arr.reshape(-1), device=self.device),
-                    compiled=None if self.device.type != "cpu" else (
-                        bins_arr.reshape(-1), (win_arr * onesided[bins_arr]).reshape(-1).astype(np_dtype),
-                        win_arr.reshape(-1).astype(np_dtype),
-                        (np.arange(len(members))[:, None] * band_length + slots).reshape(-1),
-                    ),
                 )
             )
+            if self.device.type == "cpu":
+                # Views of the tensors above where possible (plans of long blocks are
+                # large); the landing index fits 32 bits (a group of 2^31 coefficients
+                # would be 16 GB).
+                group = groups[-1]
+                group.compiled = (
+                    group.flat_bins.numpy(), group.analysis_window.numpy().reshape(-1),
+                    group.window.numpy().reshape(-1),
+                    (np.arange(len(members))[:, None] * band_length + slots).reshape(-1).astype(np.int32),
+                )
         if strides is not None:
             # The dual is the plain frame's (each band's share of the reconstruction is
             # the plain one on the content span).
