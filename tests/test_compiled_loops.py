@@ -171,9 +171,12 @@ def test_a_content_plan_gives_the_plain_transform_on_the_span(monkeypatch, compi
     assert frame.content_plan(n, 0, n) is None
 
 
-def test_retrieval_on_a_content_plan_reaches_the_plain_result(monkeypatch):
+@pytest.mark.parametrize("channels", [1, 2])
+def test_retrieval_on_a_content_plan_reaches_the_plain_result(monkeypatch, channels):
     frame = WaveletFrame(FrameSettings(SR, 48, bandwidth_voices=24), pad_limit=0.1)
     x = torch.as_tensor(signals.exponential_chirp(50.0, 9000.0, 2048 / SR, SR))
+    if channels == 2:
+        x = torch.stack([x, torch.as_tensor(signals.chord((220.0, 440.0), 2048 / SR, SR))])
     target = frame.analyze(x).map(torch.abs)
     settings = RetrievalSettings(method="admm", iterations=20)
     strided = retrieve(frame, target, settings)
