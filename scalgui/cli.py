@@ -39,6 +39,11 @@ __all__ = ["CommandError", "analyze_file", "build_parser", "main"]
 PROG = "scalgui"
 EXAMPLE_KEYWORD = "example"
 CHANNEL_NAMES = ("mean", "mid", "side", "left", "right")
+#: ``--bit-depth`` and ``--clip`` choices of the commands that write audio (the policies
+#: are scalgui.audio.save_audio's ``clip``; not imported from there, which would load
+#: pedalboard just to build the parser).
+BIT_DEPTHS = (16, 24, 32)
+CLIP_POLICIES = ("error", "normalize", "limit", "allow")
 
 
 class CommandError(Exception):

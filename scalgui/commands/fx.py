@@ -15,6 +15,8 @@ import math
 import sys
 
 from scalgui.cli import (
+    BIT_DEPTHS,
+    CLIP_POLICIES,
     EXAMPLE_KEYWORD,
     PROG,
     CommandError,
@@ -26,8 +28,6 @@ from scalgui.cli import (
 __all__ = ["HELP", "add_arguments", "effects_listing", "fx_file", "run"]
 
 HELP = "run a sound file through the effect chains of a preset (pedalboard effects and VST3 plugins)"
-BIT_DEPTHS = (16, 24, 32)
-CLIP_POLICIES = ("error", "normalize", "limit", "allow")
 
 DESCRIPTION = (
     "Load IN, run it through the effect chains of the preset P.json (its 'source' chain, then its "

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from scalgui.cli import (
+    BIT_DEPTHS,
     EXAMPLE_KEYWORD,
     PROG,
     CommandError,
@@ -49,7 +50,6 @@ RETRIEVAL_VOICES = 48  # scalgui.dsp.frame.RETRIEVAL_VOICES
 #: Speech from PGHI alone reached -25.5 dB MR-STFT, after 20 iterations -27.0, after 100
 #: -29.0 (README): 20 buys most of what iterating can add, at a fifth of the time.
 DEFAULT_ITERATIONS = 20
-BIT_DEPTHS = (16, 24, 32)
 
 #: A result that peaks above 0 dBFS is scaled so that its peak sits here.
 NORMALISE_PEAK_DBFS = -0.1

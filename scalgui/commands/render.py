@@ -20,15 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-from scalgui.cli import PROG, CommandError, _check_output, _one_line, _positive_int
+from scalgui.cli import BIT_DEPTHS, CLIP_POLICIES, PROG, CommandError, _check_output, _one_line, _positive_int
 
 __all__ = ["HELP", "READ_EXTENSIONS", "add_arguments", "batch_files", "render_batch", "render_project",
            "run"]
 
 HELP = "render a project (.scalproj) to an audio file, or apply it to every audio file in a folder"
 READ_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
-BIT_DEPTHS = (16, 24, 32)
-CLIP_POLICIES = ("error", "normalize", "limit", "allow")
 
 DESCRIPTION = (
     "Render PROJECT (saved by the editor with File > Save Project, or by Document.save_project) to OUT: "
