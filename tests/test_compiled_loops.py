@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from scalgui.dsp import frame as frame_module
-from scalgui.dsp import phase as phase_module
 from scalgui.dsp import signals
 from scalgui.dsp.frame import FrameSettings, WaveletFrame, _irfft, _rfft
 from scalgui.dsp.phase import RetrievalSettings, retrieve
@@ -111,7 +110,6 @@ def test_retrieval_is_the_same_with_and_without_compiled_loops(monkeypatch, meth
     settings = RetrievalSettings(method=method, iterations=15, init="random", seed=0)
     compiled = retrieve(frame, target, settings)
     monkeypatch.setattr(frame_module, "COMPILED_LOOPS", False)
-    monkeypatch.setattr(phase_module, "fusable", lambda *parts: False)
     reference = retrieve(frame, target, settings)
     assert compiled.iterations == reference.iterations == 15
     # The same iteration, up to float32 round-off (which grows slowly over iterations).

@@ -335,12 +335,15 @@ class _Plan:
     entry_local: torch.Tensor | None = None  # [W] long: band row * length + slot within the group
     flat_window: torch.Tensor | None = None  # [W] real: synthesis weights
     flat_analysis_window: torch.Tensor | None = None  # [W] real: analysis weights
+    # Per group of a content plan (WaveletFrame.content_plan): where its coefficients sit
+    # in the plain plan's time axis, or None for a group that is not strided.
+    times: list[torch.Tensor | None] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     @property
     def strided(self) -> bool:
         """Whether this is a :meth:`WaveletFrame.content_plan` with strided groups."""
-        return any(t is not None for t in self.extra.get("times", ()))
+        return any(t is not None for t in self.times)
 
     def flat_index(self, rows: int) -> torch.Tensor:
         """``[rows * W]``: where each (signal, atom entry) lands in the flat buffer of
@@ -530,7 +533,7 @@ class WaveletFrame:
             raise ValueError(f"pad limit must be a positive fraction of the signal's length, got {pad_limit}")
         self.pad_limit = pad_limit
         self._segments_per_batch = segments_per_batch
-        self._plans: dict[int, _Plan] = {}
+        self._plans: dict = {}  # n -> plain plan; (n, start, length) -> content plan or None
         # Out-of-memory fallback (see _transform): a cap on segments per batch learnt from
         # a failure, and a twin of this frame on the CPU once single segments fail too.
         self._batch_cap: int | None = None
@@ -551,13 +554,16 @@ class WaveletFrame:
 
     @property
     def support_seconds(self) -> float:
-        """How far the longest atom reaches in time from its centre, in seconds.
+        """How far the longest atom reaches in time from its centre, in seconds."""
+        return self._reach_seconds(float(self.bands.sigma_hz.min()))
+
+    def _reach_seconds(self, sigma_hz: float) -> float:
+        """How far an atom of width ``sigma_hz`` reaches in time from its centre, in seconds.
 
         A Gaussian of width ``sigma`` Hz has a time envelope of width ``1 / (2 pi sigma)`` s;
         it falls to ``tolerance`` at ``cutoff`` times that.
         """
-        sigma_min = float(self.bands.sigma_hz.min())
-        return self._cutoff / (2.0 * math.pi * sigma_min)
+        return self._cutoff / (2.0 * math.pi * sigma_hz)
 
     @staticmethod
     def _round_up(value: int, multiple: int) -> int:
@@ -706,7 +712,7 @@ class WaveletFrame:
             hop = int(b.hop[members[0]])
             # The band signal reaches the atom's reach beyond the span, and synthesis the
             # dual atom's too (up to twice as far: see `context`): 4 reaches of slack.
-            reach = self._cutoff / (2.0 * math.pi * float(b.sigma_hz[members].min())) * self.sample_rate
+            reach = self._reach_seconds(float(b.sigma_hz[members].min())) * self.sample_rate
             stride = 1
             if not b.real[members[0]]:
                 for r in range(n // hop, 1, -1):
@@ -722,7 +728,7 @@ class WaveletFrame:
         """For each group of a :meth:`content_plan`, the index (along time) of the plain
         plan's coefficient that each of its coefficients equals, or None where the group
         is not strided: ``coeffs.groups[g].index_select(-1, index)`` maps into it."""
-        return plan.extra["times"]
+        return plan.times
 
     def _build_plan(self, n: int, strides: tuple[int, ...] | None = None, start: int = 0,
                     length: int = 0) -> _Plan:
@@ -768,10 +774,11 @@ class WaveletFrame:
                     bins, win = bins[keep], win[keep]
                 rows_bins.append(bins)
                 rows_win.append(win)
-                weight = band_length * win**2
-                if real:
-                    weight = np.where(self_mirror[bins], weight, weight / 2)
-                np.add.at(frame_weight, bins, weight)
+                if strides is None:  # a content plan takes the plain plan's D (below)
+                    weight = band_length * win**2
+                    if real:
+                        weight = np.where(self_mirror[bins], weight, weight / 2)
+                    np.add.at(frame_weight, bins, weight)
             # A band keeping every stride-th bin: its band signal summed over the
             # `stride` periods of `period` samples in n (analysis), and spread back
             # over them, of which synthesis keeps one (synthesis): stride times each.
@@ -831,7 +838,7 @@ class WaveletFrame:
             entry_local=torch.cat(local),
             flat_window=torch.cat([g.window.reshape(-1) for g in groups]),
             flat_analysis_window=torch.cat([g.analysis_window.reshape(-1) for g in groups]),
-            extra={"times": times},
+            times=times,
         )
 
     def _window_times(self, n: int, period: int, hop: int, start: int, length: int) -> torch.Tensor:

@@ -351,7 +351,6 @@ class _Run:
         self.plan = None
         if one_block and compiled_loops_on(frame.device):
             self.plan = frame.content_plan(n, target.pad_left, target.length)
-        self.times = frame.content_times(self.plan) if self.plan is not None else None
         self.target_parts = self.parts(target)
         self.iterations = iterations
         self.progress = progress
@@ -368,8 +367,9 @@ class _Run:
     def parts(self, coeffs: Coefficients) -> list[torch.Tensor]:
         """``coeffs`` as the tensors element-wise steps work on: one flat one, the groups,
         or on a content plan the groups' coefficients within its windows."""
-        if self.times is not None:
-            return [g if t is None else g.index_select(-1, t) for g, t in zip(coeffs.groups, self.times)]
+        if self.plan is not None:
+            times = self.frame.content_times(self.plan)
+            return [g if t is None else g.index_select(-1, t) for g, t in zip(coeffs.groups, times)]
         return [coeffs.flat()] if self.flat else list(coeffs.groups)
 
     def analyse(self, signal: torch.Tensor) -> list[torch.Tensor]:
@@ -421,7 +421,7 @@ class _Run:
         return self.cancel is not None and self.cancel.cancelled
 
 
-def _fgla(frame, target: Coefficients, phase: list[torch.Tensor], iterations, momentum, run: _Run) -> torch.Tensor:
+def _fgla(phase: list[torch.Tensor], iterations, momentum, run: _Run) -> torch.Tensor:
     """Accelerated Griffin-Lim from unit-modulus ``phase`` parts (see :meth:`_Run.parts`):
     returns the last signal (the run keeps the best)."""
     reference = run.reference
@@ -448,7 +448,7 @@ def _fgla(frame, target: Coefficients, phase: list[torch.Tensor], iterations, mo
     return signal
 
 
-def _admm(frame, target: Coefficients, phase: list[torch.Tensor], iterations, run: _Run) -> torch.Tensor:
+def _admm(phase: list[torch.Tensor], iterations, run: _Run) -> torch.Tensor:
     """ADMM between the consistent set and the magnitude set (both by projection), from
     unit-modulus ``phase`` parts: returns the last signal (the run keeps the best).
 
@@ -626,11 +626,11 @@ def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, can
     signal = start_signal
     if method == "admm":
         with torch.no_grad():
-            last = _admm(frame, target, phase, iterations, run)
+            last = _admm(phase, iterations, run)
         signal = run.best_signal if run.best_signal is not None else last
     if projection_iterations:
         with torch.no_grad():
-            last = _fgla(frame, target, phase, projection_iterations, settings.momentum, run)
+            last = _fgla(phase, projection_iterations, settings.momentum, run)
         signal = run.best_signal if run.best_signal is not None else last
     remaining = iterations - run.done
     if remaining > 0 and not (cancel is not None and cancel.cancelled):

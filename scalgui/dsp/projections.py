@@ -21,12 +21,15 @@ import numpy as np
 import torch
 from numba import njit
 
+from .frame import compiled_loops_on
+
 __all__ = ["fusable", "admm_step", "fgla_step"]
 
 
 def fusable(parts: list[torch.Tensor], *more: list[torch.Tensor]) -> bool:
-    """Whether the fused steps can work in place on these tensors: contiguous, on the CPU."""
-    return all(p.device.type == "cpu" and p.is_contiguous() for group in (parts, *more) for p in group)
+    """Whether the fused steps can work in place on these tensors: contiguous, on a
+    device where the compiled loops are on (:func:`scalgui.dsp.frame.compiled_loops_on`)."""
+    return all(compiled_loops_on(p.device) and p.is_contiguous() for group in (parts, *more) for p in group)
 
 
 # The loops read the complex arrays as interleaved (real, imaginary) pairs of the real
