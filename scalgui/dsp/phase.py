@@ -43,9 +43,10 @@ from typing import Callable, Sequence
 
 import torch
 
+from . import fftw_block
 from .frame import Coefficients, WaveletFrame, _scale, compiled_loops_on
 from .metrics import spectral_convergence_db
-from .projections import admm_step, fgla_step, fusable
+from .projections import bound_admm_step, bound_fgla_step, fusable
 
 __all__ = [
     "METHODS",
@@ -347,10 +348,15 @@ class _Run:
         self.flat = frame.flat_layout(n, rows) and one_block
         self.small = frame.small_block(n, rows) and one_block
         # On the CPU a short signal's padding is mostly zeros that high bands need not
-        # see: iterate on a content plan (WaveletFrame.content_plan) when it saves work.
+        # see: iterate on a content plan (WaveletFrame.content_plan) when it saves work,
+        # with FFTW plans on buffers of the run's own (scalgui.dsp.fftw_block).
         self.plan = None
+        self.block = None
         if one_block and compiled_loops_on(frame.device):
             self.plan = frame.content_plan(n, target.pad_left, target.length)
+            if fftw_block.available():
+                self.block = fftw_block.FftwBlock(frame, self.plan or frame._plan(n), target.batch_shape,
+                                                  target.pad_left, target.length)
         self.target_parts = self.parts(target)
         self.iterations = iterations
         self.progress = progress
@@ -367,13 +373,26 @@ class _Run:
     def parts(self, coeffs: Coefficients) -> list[torch.Tensor]:
         """``coeffs`` as the tensors element-wise steps work on: one flat one, the groups,
         or on a content plan the groups' coefficients within its windows."""
+        groups = coeffs.groups
         if self.plan is not None:
             times = self.frame.content_times(self.plan)
-            return [g if t is None else g.index_select(-1, t) for g, t in zip(coeffs.groups, times)]
-        return [coeffs.flat()] if self.flat else list(coeffs.groups)
+            groups = [g if t is None else g.index_select(-1, t) for g, t in zip(groups, times)]
+        if self.block is not None:
+            return [self.block.pack(groups)]
+        if self.plan is not None:
+            return groups
+        return [coeffs.flat()] if self.flat else list(groups)
+
+    @property
+    def reuses_buffers(self) -> bool:
+        """Whether :meth:`analyse` returns the same tensors every time (an FFTW block's)."""
+        return self.block is not None
 
     def analyse(self, signal: torch.Tensor) -> list[torch.Tensor]:
-        """The parts of ``signal``'s coefficients."""
+        """The parts of ``signal``'s coefficients (with an FFTW block: its buffer, which
+        the next analysis overwrites)."""
+        if self.block is not None:
+            return [self.block.analyse(signal)]
         if self.plan is None:
             return self.parts(self.frame.analyze(signal))
         t = self.target
@@ -383,6 +402,8 @@ class _Run:
     def synthesise(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """The signal whose coefficients are nearest to ``parts`` (through the dual frame)."""
         t = self.target
+        if self.block is not None:
+            return self.block.synthesise(parts[0])
         if self.plan is None:
             return self.frame.synthesize(t.with_flat(parts[0]) if self.flat else t.with_groups(parts))
         return self.frame.inverse_block(parts, t.padded_length, self.plan)[..., t.pad_left : t.pad_left + t.length]
@@ -429,14 +450,19 @@ def _fgla(phase: list[torch.Tensor], iterations, momentum, run: _Run) -> torch.T
     previous = None
     signal = None
     synthesis_input = run.magnitudes_with(phase)
+    fused = step = None
     for _ in range(iterations):
         signal = run.synthesise(synthesis_input)
         rebuilt = run.analyse(signal)
-        if fusable(rebuilt, run.target_parts):
+        if fused is None:
+            fused = fusable(rebuilt, run.target_parts)
+        if fused:
             first = previous is None
             if first:
                 previous = [torch.zeros_like(r) for r in rebuilt]  # 0 * (garbage) can be NaN
-            db = run.record_error(signal, fgla_step(rebuilt, previous, run.target_parts, beta, first))
+            if step is None or not run.reuses_buffers:
+                step = bound_fgla_step(rebuilt, previous, run.target_parts, beta)
+            db = run.record_error(signal, step(first))
             synthesis_input = rebuilt  # the step left the next input there
         else:
             db = run.record_parts(signal, rebuilt)
@@ -459,11 +485,16 @@ def _admm(phase: list[torch.Tensor], iterations, run: _Run) -> torch.Tensor:
     u = [torch.zeros_like(part) for part in z]
     synthesis_input = z  # z - u
     signal = None
+    fused = step = None
     for _ in range(iterations):
         signal = run.synthesise(synthesis_input)
         x = run.analyse(signal)
-        if fusable(x, u, run.target_parts):
-            db = run.record_error(signal, admm_step(x, u, run.target_parts))
+        if fused is None:
+            fused = fusable(x, u, run.target_parts)
+        if fused:
+            if step is None or not run.reuses_buffers:
+                step = bound_admm_step(x, u, run.target_parts)
+            db = run.record_error(signal, step())
             synthesis_input = x  # the step left z - u there
         else:
             db = run.record_parts(signal, x)

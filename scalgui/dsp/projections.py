@@ -17,13 +17,15 @@ worker thread while another thread draws).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from numba import njit
 
 from .frame import compiled_loops_on
 
-__all__ = ["fusable", "admm_step", "fgla_step"]
+__all__ = ["fusable", "admm_step", "fgla_step", "bound_admm_step", "bound_fgla_step"]
 
 
 def fusable(parts: list[torch.Tensor], *more: list[torch.Tensor]) -> bool:
@@ -105,7 +107,15 @@ def admm_step(x: list[torch.Tensor], u: list[torch.Tensor], target: list[torch.T
     float
         ``sum(|x| - target)^2`` over the incoming ``x`` (its squared magnitude error).
     """
-    return float(sum(_admm_loop(*_arrays(a, b, t)) for a, b, t in zip(x, u, target)))
+    return bound_admm_step(x, u, target)()
+
+
+def bound_admm_step(x: list[torch.Tensor], u: list[torch.Tensor], target: list[torch.Tensor]) -> Callable[[], float]:
+    """:func:`admm_step` on these tensors, as a function of no arguments that each call
+    repeats: for buffers the iterations update in place (the arrays behind the tensors
+    are looked up once, a few microseconds per tensor that each iteration then saves)."""
+    arrays = [_arrays(a, b, t) for a, b, t in zip(x, u, target)]
+    return lambda: float(sum(_admm_loop(*a) for a in arrays))
 
 
 def fgla_step(rebuilt: list[torch.Tensor], previous: list[torch.Tensor], target: list[torch.Tensor],
@@ -121,8 +131,17 @@ def fgla_step(rebuilt: list[torch.Tensor], previous: list[torch.Tensor], target:
     float
         ``sum(|rebuilt| - target)^2`` over the incoming ``rebuilt``.
     """
-    total = 0.0
-    for r, p, t in zip(rebuilt, previous, target):
-        arrays = _arrays(r, p, t)
-        total += _fgla_loop(*arrays, arrays[2].dtype.type(beta), first)  # beta in the arrays' dtype
-    return total
+    return bound_fgla_step(rebuilt, previous, target, beta)(first)
+
+
+def bound_fgla_step(rebuilt: list[torch.Tensor], previous: list[torch.Tensor], target: list[torch.Tensor],
+                    beta: float) -> Callable[[bool], float]:
+    """:func:`fgla_step` on these tensors, as a function of ``first`` (see
+    :func:`bound_admm_step`)."""
+    arrays = [_arrays(r, p, t) for r, p, t in zip(rebuilt, previous, target)]
+    beta_values = [a[2].dtype.type(beta) for a in arrays]  # beta in the arrays' dtype
+
+    def step(first: bool) -> float:
+        return float(sum(_fgla_loop(*a, b, first) for a, b in zip(arrays, beta_values)))
+
+    return step
