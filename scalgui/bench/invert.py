@@ -57,6 +57,7 @@ SPEECH_SAMPLES = 8192
 GENERATED_SPEECH_RATE = 22050
 RECIPE_TARGET_DB = 15.0  # ours at least this much closer in MR-STFT
 RECIPE_TARGET_SPEED = 20.0  # ours at least this many times less time per iteration per sample
+RECIPE_REPEATS = 3  # each side's time is the median of this many runs
 
 # (b) Griffin-Lim
 GL_FFT_SIZES = (512, 1024, 2048)
@@ -250,8 +251,17 @@ def _recipe(x, iterations: int) -> dict:
     }
 
 
-def _recipe_at_its_best(x, iterations: int) -> dict:
-    """The recipe on one torch thread and on the default count, the faster run kept.
+def _median_run(run, repeats: int) -> dict:
+    """``run()`` (a dict with "seconds") ``repeats`` times; the run of median time, with
+    every time in "seconds_each". Part (a) times both sides so: on runs of 10-150 ms,
+    this machine's timing noise is several per cent."""
+    runs = sorted((run() for _ in range(repeats)), key=lambda r: r["seconds"])
+    return {**runs[len(runs) // 2], "seconds_each": [r["seconds"] for r in runs]}
+
+
+def _recipe_at_its_best(x, iterations: int, repeats: int = 1) -> dict:
+    """The recipe on one torch thread and on the default count, the faster kept (each
+    the median of ``repeats`` runs).
 
     Ours runs its small transforms on one thread (see ``scalgui.dsp.phase``); the recipe
     is as fast or faster there too (measured: 11 ms per iteration on the chirp against 18
@@ -264,7 +274,7 @@ def _recipe_at_its_best(x, iterations: int) -> dict:
     for threads in sorted({1, default}):
         torch.set_num_threads(threads)
         try:
-            runs.append({**_recipe(x, iterations), "threads": threads})
+            runs.append({**_median_run(lambda: _recipe(x, iterations), repeats), "threads": threads})
         finally:
             torch.set_num_threads(default)
     best = min(runs, key=lambda r: r["seconds"])
@@ -289,8 +299,10 @@ def _retrieval_pad_limit() -> float:
     return RETRIEVAL_PAD_LIMIT
 
 
-def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, device: str = "cpu") -> dict:
-    """scalgui's retrieval from ``x``'s magnitudes; timed is ``retrieve`` alone."""
+def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, device: str = "cpu",
+          repeats: int = 1) -> dict:
+    """scalgui's retrieval from ``x``'s magnitudes; timed is ``retrieve`` alone (the
+    median of ``repeats`` runs)."""
     import torch
 
     from scalgui.dsp.metrics import multiresolution_stft_convergence_db as multiresolution_stft_db
@@ -307,13 +319,19 @@ def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, d
     # that is not the method's (the recipe's kymatio filters are built before its timing).
     retrieve(frame, target, RetrievalSettings(**{**retrieval_options, "iterations": 1}))
     sync = torch.cuda.synchronize if frame.device.type == "cuda" else (lambda: None)
-    sync()
-    started = time.perf_counter()
-    result = retrieve(frame, target, settings)
-    sync()
-    seconds = time.perf_counter() - started
+
+    def timed() -> dict:
+        sync()
+        started = time.perf_counter()
+        result = retrieve(frame, target, settings)
+        sync()
+        return {"seconds": time.perf_counter() - started, "result": result}
+
+    run = _median_run(timed, repeats)
+    result = run["result"]
     return {
-        "seconds": seconds,
+        "seconds": run["seconds"],
+        "seconds_each": run["seconds_each"],
         "iterations": result.iterations,
         "own_db": float(result.spectral_convergence_db),
         "mr_stft_db": multiresolution_stft_db(result.signal, x),
@@ -334,16 +352,17 @@ def part_recipe(corpus: Path | None, iterations: int) -> list[dict]:
     for item in _recipe_signals(corpus):
         x, rate = item["x"], item["sample_rate"]
         log(f"(a) {item['signal']}: kymatio recipe, {iterations} iterations...")
-        recipe = _recipe_at_its_best(x, iterations)
+        recipe = _recipe_at_its_best(x, iterations, RECIPE_REPEATS)
         frame_options = {"voices_per_octave": RECIPE_Q, "fmin": recipe["xi_min"] * rate,
                          "fmax": recipe["xi_max"] * rate}
         log(f"(a) {item['signal']}: scalgui...")
         ours = _ours(x, rate, {"voices_per_octave": _retrieval_voices()},
-                     {"iterations": iterations, "method": _retrieval_method()})
-        ours_range = _ours(x, rate, frame_options, {"iterations": iterations})
-        ours_random = _ours(x, rate, frame_options, {"iterations": iterations, "init": "random", "seed": 0})
-        ours_fgla = _ours(x, rate, {"voices_per_octave": _retrieval_voices()}, {"iterations": iterations,
-                                                                                "method": "fgla"})
+                     {"iterations": iterations, "method": _retrieval_method()}, repeats=RECIPE_REPEATS)
+        ours_range = _ours(x, rate, frame_options, {"iterations": iterations}, repeats=RECIPE_REPEATS)
+        ours_random = _ours(x, rate, frame_options, {"iterations": iterations, "init": "random", "seed": 0},
+                            repeats=RECIPE_REPEATS)
+        ours_fgla = _ours(x, rate, {"voices_per_octave": _retrieval_voices()},
+                          {"iterations": iterations, "method": "fgla"}, repeats=RECIPE_REPEATS)
         rows.append({"signal": item["signal"], "samples": int(x.shape[-1]), "sample_rate": rate,
                      "recipe": recipe, "ours": ours, "ours_fgla": ours_fgla, "ours_recipe_range": ours_range,
                      "ours_random_init": ours_random})
@@ -658,8 +677,9 @@ def run(args: argparse.Namespace) -> int:
             "frame. MR-STFT: spectral convergence of STFT magnitudes against the original (FFT 256/1024/4096, hop "
             "1/4, mean dB; the 2048-sample chirp is zero-padded by 2048 on each side first, as the 4096-point "
             "STFT needs). Times: the optimisation loop alone (recipe) and `retrieve` alone (ours, its initial "
-            "phase included, after one warm-up call: numba compiles the PGHI loop on its first use in a "
-            "process); targets computed beforehand for both.\n\n"
+            "phase and its FFTW plans included, after one warm-up call: numba compiles the PGHI loop on its "
+            f"first use in a process), each the median of {RECIPE_REPEATS} runs; targets computed beforehand "
+            "for both.\n\n"
             f"{table}\n\nRatios (ours = the default row):\n\n{ratios}")
     if "griffinlim" not in skip:
         rows = part_griffinlim(corpus, args.iters, args.quick, args.max_seconds)
