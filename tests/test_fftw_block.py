@@ -24,23 +24,25 @@ def _signal(rows: int, dtype=torch.float32):
     return x.to(dtype)
 
 
-@pytest.mark.parametrize("content", [True, False])
+@pytest.mark.parametrize("content, threads", [(True, 1), (False, 1), (False, 2)])
 @pytest.mark.parametrize("rows", [1, 2])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_the_block_gives_the_frames_transforms(content, rows, dtype):
+def test_the_block_gives_the_frames_transforms(content, threads, rows, dtype):
     frame = _frame(dtype)
     x = _signal(rows, dtype)
     plain = frame.analyze(x)
     n, start, length = plain.padded_length, plain.pad_left, plain.length
     plan = frame.content_plan(n, start, length) if content else frame._plan(n)
     assert plan is not None
-    block = fftw_block.FftwBlock(frame, plan, plain.batch_shape, start, length)
+    block = fftw_block.FftwBlock(frame, plan, plain.batch_shape, start, length, threads=threads)
     tolerance = 1e-5 if dtype == torch.float32 else 1e-11
 
     padded = torch.nn.functional.pad(x, (start, n - length - start))
     expected = frame.forward_block(padded, plan)
     got = block.analyse(x)
     assert got.data_ptr() == block.coefficients.data_ptr()  # the block's own buffer
+    first = got.clone()
+    assert torch.equal(block.analyse(x), first)  # the same plans, the same bits (threads too)
     scale = max(float(g.abs().max()) for g in expected)
     for g, e in zip(block.unpack(got), expected):
         assert g.shape == e.shape
