@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from scalgui.dsp import phase as phase_module
 from scalgui.dsp import signals
 from scalgui.dsp.frame import FrameSettings, WaveletFrame
 from scalgui.dsp.metrics import multiresolution_stft_convergence_db, spectral_convergence_db
@@ -61,18 +62,18 @@ def test_fgla_converges_to_a_stated_level(frame, name):
 def test_the_gradient_initial_phase_beats_a_random_one_on_tones(frame):
     x = TEST_SIGNALS["chord"]()
     _, target = magnitudes(frame, x)
-    start = {}
-    for init in ("random", "centre", "gradient"):
-        phase = initial_phase(target, init, seed=1)
-        y = frame.synthesize(target.with_groups([t * p for t, p in zip(target.groups, phase)]))
-        start[init] = spectral_convergence_db(frame.analyze(y).groups, target.groups)
+    start = {init: _start_db(frame, target, init) for init in ("random", "centre", "gradient")}
     assert start["gradient"] < start["random"] - 3.0
 
 
-def _start_db(frame, target, init):
-    phase = initial_phase(target, init, seed=1)
+def _start_db_of(frame, target, phase):
+    """Spectral convergence (dB) of the target magnitudes with ``phase``, before iterating."""
     y = frame.synthesize(target.with_groups([t * p for t, p in zip(target.groups, phase)]))
     return spectral_convergence_db(frame.analyze(y).groups, target.groups)
+
+
+def _start_db(frame, target, init):
+    return _start_db_of(frame, target, initial_phase(target, init, seed=1))
 
 
 # Before any iteration, integrating the phase gradient across frequency as well as time
@@ -108,6 +109,35 @@ def test_the_original_phase_is_an_exact_warm_start(frame):
     result = retrieve(frame, target, RetrievalSettings(init="original", iterations=2), reference=coeffs)
     assert result.spectral_convergence_db < -80
     assert float((result.signal - torch.from_numpy(x)).norm() / np.linalg.norm(x)) < 1e-5
+
+
+def test_a_warm_start_builds_the_phase_of_new_content_from_the_magnitudes(frame, monkeypatch):
+    # The source has a gap the target fills (as after healing a dropout): in the gap the
+    # source's phase is round-off, so the warm start takes PGHI's there and keeps the
+    # source's everywhere else. Measured: start -18.7 dB against -13.3 with the source's
+    # phase throughout, -25.7 against -19.7 after 10 FGLA iterations.
+    x = signals.chord((220.0, 330.0), 1.0, SR)
+    gapped = x.copy()
+    gapped[int(0.4 * SR) : int(0.6 * SR)] = 0
+    truth = frame.analyze(torch.as_tensor(x))
+    reference = frame.analyze(torch.as_tensor(gapped))
+    target = truth.map(torch.abs)
+
+    def warm_start(new_content_db):
+        monkeypatch.setattr(phase_module, "NEW_CONTENT_DB", new_content_db)
+        start = _start_db_of(frame, target, initial_phase(target, "original", reference=reference))
+        result = retrieve(frame, target, RetrievalSettings(init="original", iterations=10), reference=reference)
+        return initial_phase(target, "original", reference=reference), start, result.spectral_convergence_db
+
+    built, built_start, built_end = warm_start(20.0)
+    kept, kept_start, kept_end = warm_start(math.inf)
+    new = [t > r.abs() * 10 for t, r in zip(target.groups, reference.groups)]
+    assert sum(int(n.sum()) for n in new) > 1000
+    for b, k, n, t in zip(built, kept, new, target.groups):
+        assert torch.equal(b[~n], k[~n])  # the source's phase wherever it holds the content
+        assert torch.allclose(b.abs(), torch.ones(()), atol=1e-5)
+    assert built_start < kept_start - 3.0
+    assert built_end < kept_end - 3.0
 
 
 @pytest.mark.parametrize(
