@@ -151,8 +151,9 @@ class FftwBlock:
         The span of the block the signal occupies, in samples (its padding is zeros).
     threads : int
         Threads of each FFT: 1 for small blocks (a thread's wake-up costs more than it
-        gives there); on a block of several seconds, two FFT threads made 20 iterations
-        on 6 s of 44.1 kHz music 1.21 s against 1.50 s on one.
+        gives there); on a block of several seconds, two FFT threads made 20 ADMM
+        iterations on 6 s of 44.1 kHz music (setup included) 1.28-1.35 s against
+        1.52-1.59 s on one.
 
     Notes
     -----
