@@ -67,6 +67,35 @@ def test_stroke_follows_its_path_with_a_soft_tip():
     assert tip == pytest.approx(0.5, abs=1e-6)
 
 
+def test_hand_drawn_strokes_and_lassos_weigh_as_measured_against_every_segment():
+    # Shapes measure only the segments that can reach a band; the weights are those of
+    # measuring every point against every segment (no reach given).
+    rng = np.random.default_rng(4)
+    walk = np.cumsum(rng.normal(0, [0.004, 0.03], size=(300, 2)), axis=0)
+    points = tuple((0.5 + t, 1000.0 * 2**o) for t, o in walk)
+    stroke = Stroke(points, radius_s=0.03, radius_oct=1 / 12, hardness=0.4)
+    lasso = Lasso(points, feather_s=0.02, feather_oct=1 / 24)
+    times = np.linspace(0.0, 2.5, 3001)
+    from scalgui.dsp.edits import _distance_to_segments, _normalised, _ramp
+
+    reached = 0
+    for f in 1000.0 * 2 ** np.linspace(-1.5, 1.5, 61):
+        path = _normalised(points, stroke.radius_s, stroke.radius_oct)
+        y = np.log2(f) / stroke.radius_oct
+        distance = _distance_to_segments(times / stroke.radius_s, y, path[:-1], path[1:])
+        expected = _ramp(distance - stroke.hardness, 1 - stroke.hardness)
+        got = stroke.weights(times, f)
+        assert np.array_equal(got, expected)
+        reached += int(np.count_nonzero(got))
+        lasso_w = lasso.weights(times, f)
+        poly = _normalised(points, lasso.feather_s, lasso.feather_oct)
+        outside = lasso_w < 1.0
+        y = np.log2(f) / lasso.feather_oct
+        far = _distance_to_segments(times / lasso.feather_s, y, poly, np.roll(poly, -1, axis=0))
+        assert np.array_equal(lasso_w[outside], _ramp(far, 1.0)[outside])
+    assert reached > 1000
+
+
 def test_combined_add_and_subtract():
     shape = Combined(((TimeRange(0.0, 1.0, 0.0), "add"), (Rectangle(0.4, 0.6, 100, 200, 0, 0), "subtract")))
     assert shape.weights(np.array([0.5]), 150.0)[0] == 0.0
