@@ -98,6 +98,9 @@ def test_pghi_handles_silence_and_channels(frame):
     for p, t in zip(phase, target.groups):
         assert p.shape == t.shape
         assert torch.allclose(p.abs(), torch.ones(()), atol=1e-5)
+    # The channels are integrated side by side, each as it would be alone.
+    _, alone = magnitudes(frame, x[1])
+    assert all(torch.equal(p[1], q) for p, q in zip(phase, initial_phase(alone, "pghi")))
     y = frame.synthesize(target.with_groups([t * p for t, p in zip(target.groups, phase)]))
     assert float(y[0].abs().max()) == 0.0
     assert spectral_convergence_db(frame.analyze(y[1]).groups, [g[1] for g in target.groups]) < -15.0

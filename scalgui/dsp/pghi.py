@@ -18,7 +18,10 @@ Both come from the magnitudes. The phase is then integrated, as in PGHI, from th
 loudest coefficient outwards with a max-heap, so that it travels along the loudest paths
 where the estimates are most reliable: between neighbours in time within a band, and
 between coincident samples of neighbouring bands (the grids of all bands align, hops
-being powers of two). Coefficients below a floor get a random phase, as in PGHI. The
+being powers of two). Each island of loud coefficients (linked to each other) starts
+from its own loudest, found by a flood fill. Coefficients below a floor get a random
+phase, as in PGHI. A signal's channels are integrated side by side, one thread each
+(the loops release the GIL), with the same result as one after another. The
 heap loop is compiled with numba: in numpy, a spanning-tree formulation of the same idea
 (scipy's minimum spanning tree, then prefix sums by pointer jumping) was 2-3x slower.
 So is the pass that derives both gradients from the magnitudes (band by band in numpy
@@ -31,6 +34,8 @@ constant across neighbouring bands, which is what makes this a heuristic.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -40,7 +45,7 @@ from .frame import Coefficients
 
 __all__ = ["pghi_phase"]
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _on_grid(level, start, size, hop, t):
     """Band values ``level[start : start + size]`` (hop ``hop`` samples) at time ``t``
     samples, linearly interpolated and held at the ends (as ``np.interp``)."""
@@ -54,7 +59,7 @@ def _on_grid(level, start, size, hop, t):
     return level[start + i] * (1.0 - w) + level[start + i + 1] * w
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gradients(level, starts, sizes, hops, centre_hz, sigma_hz, sample_rate):
     """Per coefficient of bands laid end to end (low to high frequency): the
     instantaneous frequency (Hz) from the log-magnitude's slope across the neighbouring
@@ -90,7 +95,7 @@ def _gradients(level, starts, sizes, hops, centre_hz, sigma_hz, sample_rate):
     return frequency, delay
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _push(keys, nodes, size, key, node):
     i = size
     keys[i] = key
@@ -105,7 +110,7 @@ def _push(keys, nodes, size, key, node):
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pop(keys, nodes, size):
     top = nodes[0]
     size -= 1
@@ -127,54 +132,96 @@ def _pop(keys, nodes, size):
     return top, size
 
 
-@njit(cache=True)
-def _integrate(level, loud, frequency, delay, band_of, starts, sizes, hops, centre_hz, sample_rate, order):
-    """PGHI's integration: from the loudest coefficient not yet reached (in ``order``),
-    always continue from the loudest coefficient reached so far (a max-heap), giving each
-    loud neighbour the phase integrated over the link, trapezoidal rule: along time with
-    the instantaneous frequency, across bands with the group delay. Returns the phases
-    (radians, unwrapped) and which coefficients were reached (the loud ones)."""
+@njit(cache=True, nogil=True)
+def _links(n, band_of, starts, sizes, hops, out):
+    """The neighbours of coefficient ``n`` that the integration links it to, in
+    ``out[:count]`` as (coefficient, band it is in); returns ``count``. Within a band: the
+    coefficients before and after; across bands: the one at the same time in each
+    neighbouring band, where that band has a coefficient then (the grids of all bands
+    align, hops being powers of two, so the links go both ways)."""
+    b = band_of[n]
+    m = n - starts[b]
+    count = 0
+    for mm in (m - 1, m + 1):
+        if 0 <= mm < sizes[b]:
+            out[count, 0] = starts[b] + mm
+            out[count, 1] = b
+            count += 1
+    for j in (b - 1, b + 1):
+        if 0 <= j < hops.shape[0]:
+            t = m * hops[b]
+            if t % hops[j] == 0 and t // hops[j] < sizes[j]:
+                out[count, 0] = starts[j] + t // hops[j]
+                out[count, 1] = j
+                count += 1
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _island_peak(start, level, loud, band_of, starts, sizes, hops, seen, stack, links):
+    """The loudest coefficient (the first of equals) of the island of loud coefficients
+    linked to ``start``, marking the island in ``seen``."""
+    peak = start
+    seen[start] = True
+    stack[0] = start
+    top = 1
+    while top > 0:
+        top -= 1
+        n = stack[top]
+        if level[n] > level[peak] or (level[n] == level[peak] and n < peak):
+            peak = n
+        for i in range(_links(n, band_of, starts, sizes, hops, links)):
+            nb = links[i, 0]
+            if loud[nb] and not seen[nb]:
+                seen[nb] = True
+                stack[top] = nb
+                top += 1
+    return peak
+
+
+@njit(cache=True, nogil=True)
+def _integrate(level, loud, frequency, delay, band_of, starts, sizes, hops, centre_hz, sample_rate):
+    """PGHI's integration. Each island of loud coefficients starts from its loudest and
+    always continues from the loudest coefficient reached so far (a max-heap), giving
+    each loud neighbour the phase integrated over the link, trapezoidal rule: along time
+    with the instantaneous frequency, across bands with the group delay. Returns the
+    phases (radians, unwrapped) and which coefficients were reached (the loud ones).
+
+    Islands share no link, so the order they are taken in changes nothing; each one's
+    loudest is found by a flood fill (sorting every loud coefficient by level to find
+    them took a third of the time on a minute of music)."""
     count = level.shape[0]
-    n_bands = hops.shape[0]
     phase = np.zeros(count)
     done = np.zeros(count, dtype=np.bool_)
+    seen = np.zeros(count, dtype=np.bool_)
     keys = np.empty(count)
     nodes = np.empty(count, dtype=np.int64)
-    size = 0
+    links = np.empty((4, 2), dtype=np.int64)
     two_pi = 2.0 * math.pi
-    for s in range(order.shape[0]):
-        seed = order[s]
-        if done[seed]:
+    for start in range(count):
+        if not loud[start] or seen[start]:
             continue
+        # The heap is empty between islands: its node array serves as the fill's stack.
+        seed = _island_peak(start, level, loud, band_of, starts, sizes, hops, seen, nodes, links)
         done[seed] = True
-        size = _push(keys, nodes, size, level[seed], seed)
+        size = _push(keys, nodes, 0, level[seed], seed)
         while size > 0:
             n, size = _pop(keys, nodes, size)
             b = band_of[n]
-            m = n - starts[b]
-            for dm in (-1, 1):
-                mm = m + dm
-                if 0 <= mm < sizes[b]:
-                    nb = starts[b] + mm
-                    if loud[nb] and not done[nb]:
+            for i in range(_links(n, band_of, starts, sizes, hops, links)):
+                nb, j = links[i, 0], links[i, 1]
+                if loud[nb] and not done[nb]:
+                    if j == b:
+                        dm = 1 if nb > n else -1
                         phase[nb] = phase[n] + two_pi * 0.5 * (frequency[n] + frequency[nb]) * dm * hops[b] / sample_rate
-                        done[nb] = True
-                        size = _push(keys, nodes, size, level[nb], nb)
-            for j in (b - 1, b + 1):
-                if 0 <= j < n_bands:
-                    t = m * hops[b]
-                    if t % hops[j] == 0:
-                        mm = t // hops[j]
-                        if mm < sizes[j]:
-                            nb = starts[j] + mm
-                            if loud[nb] and not done[nb]:
-                                phase[nb] = phase[n] + two_pi * 0.5 * (delay[n] + delay[nb]) * (centre_hz[j] - centre_hz[b])
-                                done[nb] = True
-                                size = _push(keys, nodes, size, level[nb], nb)
+                    else:
+                        phase[nb] = phase[n] + two_pi * 0.5 * (delay[n] + delay[nb]) * (centre_hz[j] - centre_hz[b])
+                    done[nb] = True
+                    size = _push(keys, nodes, size, level[nb], nb)
     return phase, done
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _levels(magnitudes, floor):
     """Log-magnitudes (clamped below the floor a little lower still, so that slopes into
     silence stay finite but steep) and which coefficients are louder than the floor."""
@@ -188,7 +235,7 @@ def _levels(magnitudes, floor):
     return level, loud
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _phasors(phase, reached, random_phase, where, out):
     """``out[where[i]] = exp(i phase[i])`` where the integration reached coefficient ``i``,
     else with the next of ``random_phase`` (in order)."""
@@ -205,37 +252,26 @@ def _phasors(phase, reached, random_phase, where, out):
         out[where[i]] = complex(np.cos(wrapped), np.sin(wrapped))
 
 
-def _channel_phase(
-    magnitudes: np.ndarray,
-    starts: np.ndarray,
-    hops: np.ndarray,
-    centre_hz: np.ndarray,
-    sigma_hz: np.ndarray,
-    sample_rate: float,
-    silence_db: float,
-    rng: np.random.Generator,
-    where: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Unit phasors for one channel's wavelet bands, laid end to end from low to high
-    frequency in ``magnitudes`` (band ``i`` at ``starts[i]:starts[i + 1]``), written to
-    ``out[where]``; left alone if the channel is silent."""
-    peak = float(magnitudes.max())
-    if not peak > 0:
-        return
-    floor = peak * 10.0 ** (silence_db / 20.0)
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@njit(cache=True, nogil=True)
+def _channel_phase(magnitudes, floor, starts, hops, centre_hz, sigma_hz, sample_rate):
+    """PGHI's phases (radians) of one channel's wavelet bands, laid end to end from low
+    to high frequency in ``magnitudes`` (band ``i`` at ``starts[i] : starts[i + 1]``),
+    and which coefficients the integration reached (those louder than ``floor``). Runs
+    without the GIL: the channels of a signal run side by side."""
     level, loud = _levels(magnitudes, floor)
-    sizes = np.diff(starts)
-    frequency, delay = _gradients(level, starts[:-1], sizes, hops, centre_hz, sigma_hz, float(sample_rate))
-    band_of = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-    # Each island of loud coefficients starts from its loudest, exactly: sorting levels
-    # rounded to 0.1 dB (to sort faster) lost 1.8 dB on orchestral music.
-    loud_nodes = np.flatnonzero(loud)
-    order = loud_nodes[np.argsort(-level[loud_nodes], kind="stable")]
-    phase, reached = _integrate(level, loud, frequency, delay, band_of, starts, sizes, hops, centre_hz,
-                                float(sample_rate), order)
-    random_phase = rng.uniform(0.0, 2 * math.pi, int(reached.shape[0] - np.count_nonzero(reached)))
-    _phasors(phase, reached, random_phase, where, out)
+    sizes = starts[1:] - starts[:-1]
+    frequency, delay = _gradients(level, starts[:-1], sizes, hops, centre_hz, sigma_hz, sample_rate)
+    band_of = np.empty(magnitudes.shape[0], dtype=np.int64)
+    for b in range(sizes.shape[0]):
+        band_of[starts[b] : starts[b + 1]] = b
+    return _integrate(level, loud, frequency, delay, band_of, starts, sizes, hops, centre_hz, sample_rate)
 
 
 def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0) -> list[torch.Tensor]:
@@ -261,8 +297,7 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
     frame = target.frame
     table = frame.bands
     device = target.groups[0].device
-    batch_shape = target.batch_shape
-    rows = int(np.prod(batch_shape, dtype=np.int64))
+    rows = int(np.prod(target.batch_shape, dtype=np.int64))
     wavelets = table.wavelet_indices
     # Each channel's groups side by side, and where each wavelet band's coefficients sit
     # there (low to high frequency): one gather in, one scatter out.
@@ -278,9 +313,27 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
     hops = table.hop[wavelets].astype(np.int64)
     centre_hz = np.asarray(table.centre_hz[wavelets], dtype=np.float64)
     sigma_hz = np.asarray(table.sigma_hz[wavelets], dtype=np.float64)
-    rng = np.random.default_rng(seed)
+    sample_rate = float(frame.sample_rate)
+    jobs = []
     for row in range(rows):
-        _channel_phase(magnitudes[row, where], starts, hops, centre_hz, sigma_hz, frame.sample_rate, silence_db,
-                       rng, where, phases[row].numpy())
+        peak = float(magnitudes[row, where].max())
+        if peak > 0:  # a silent channel keeps phases of 1
+            jobs.append((row, peak * 10.0 ** (silence_db / 20.0)))
+
+    def integrate(job):
+        row, floor = job
+        return _channel_phase(magnitudes[row, where], floor, starts, hops, centre_hz, sigma_hz, sample_rate)
+
+    def phasors(job, result, random_phase):
+        _phasors(*result, random_phase, where, phases[job[0]].numpy())
+
+    with ThreadPoolExecutor(max_workers=max(min(len(jobs), _usable_cores()), 1)) as pool:
+        results = list(pool.map(integrate, jobs))
+        # The random phases are drawn in one sequence, channel after channel, so they do
+        # not depend on how the channels were scheduled.
+        rng = np.random.default_rng(seed)
+        randoms = [rng.uniform(0.0, 2 * math.pi, int(reached.shape[0] - np.count_nonzero(reached)))
+                   for _, reached in results]
+        list(pool.map(phasors, jobs, results, randoms))
     return [phases[:, lo:hi].reshape(g.shape).to(device)
             for g, lo, hi in zip(target.groups, group_start[:-1], group_start[1:])]
