@@ -286,7 +286,7 @@ def initial_phase(
         known = [r / r.abs().clamp_min(1e-30) * (r.abs() > 0) + (r.abs() == 0) for r in reference.groups]
         # Where the target asks for far more than the reference holds (a partial painted
         # into silence, content moved by a transpose), the reference's phase is that of
-        # round-off or faint noise, and FGLA starting from it converged 1.5-2 dB less far
+        # round-off or faint noise, and FGLA starting from it converged 2-2.7 dB less far
         # in the editor's 32 iterations (scripts/warm_start_sweep.py): take PGHI's there.
         ratio = 10 ** (NEW_CONTENT_DB / 20)
         new = [t > r.abs() * ratio for t, r in zip(groups, reference.groups)]
