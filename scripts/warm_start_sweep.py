@@ -9,7 +9,8 @@ typical edits on real and generated sound and prints, for several values of
 convergence of the render against the edited target (dB, over the re-rendered windows;
 lower is closer) before the first iteration and after the editor's 32, and the time.
 
-    python scripts/warm_start_sweep.py [--corpus ../shared/corpus] [--iters 32]
+    python scripts/warm_start_sweep.py [--corpus ../shared/corpus] [--iters 32] [--method fgla|admm]
+                                       [--thresholds DB ...] [--edits NAME ...]
 """
 from __future__ import annotations
 
@@ -75,11 +76,11 @@ def edits(samples: np.ndarray, sr: float):
     }
 
 
-def render(samples: np.ndarray, sr: float, edit, iterations: int) -> tuple[float, float]:
+def render(samples: np.ndarray, sr: float, edit, iterations: int, method: str = "fgla") -> tuple[float, float]:
     doc = Document.from_samples(samples, sr, device="cpu")
     doc.push(edit)
     started = time.perf_counter()
-    result = doc.render(RetrievalSettings(method="fgla", init="original", iterations=iterations))
+    result = doc.render(RetrievalSettings(method=method, init="original", iterations=iterations))
     return result.spectral_convergence_db, time.perf_counter() - started
 
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thresholds", type=float, nargs="+", default=THRESHOLDS,
                         help="values of NEW_CONTENT_DB to compare (inf: the source's phase everywhere)")
     parser.add_argument("--edits", nargs="+", default=None, help="only the edits whose names start so")
+    parser.add_argument("--method", default="fgla", help="retrieval method of the renders (the editor's: fgla)")
     args = parser.parse_args(argv)
     thresholds = args.thresholds
     names = ["off" if math.isinf(t) else f"{t:g} dB" for t in thresholds]
@@ -102,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             cells = []
             for threshold in thresholds:
                 phase.NEW_CONTENT_DB = threshold
-                start, _ = render(samples, sr, edit, 0)
-                end, seconds = render(samples, sr, edit, args.iters)
+                start, _ = render(samples, sr, edit, 0, args.method)
+                end, seconds = render(samples, sr, edit, args.iters, args.method)
                 cells.append(f"{start:.1f} / {end:.1f}, {seconds:.2f}")
             print(f"| {label} | {what} | {' | '.join(cells)} |", flush=True)
     return 0
