@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thresholds", type=float, nargs="+", default=THRESHOLDS,
                         help="values of NEW_CONTENT_DB to compare (inf: the source's phase everywhere)")
     parser.add_argument("--edits", nargs="+", default=None, help="only the edits whose names start so")
-    parser.add_argument("--method", default="fgla", help="retrieval method of the renders (the editor's: fgla)")
+    parser.add_argument("--method", default="fgla", choices=phase.METHODS,
+                        help="retrieval method of the renders (the editor's: fgla)")
     args = parser.parse_args(argv)
     thresholds = args.thresholds
     names = ["off" if math.isinf(t) else f"{t:g} dB" for t in thresholds]

@@ -283,13 +283,14 @@ def initial_phase(
     if init == "original":
         if reference is None:
             raise ValueError("the 'original' initial phase needs a reference signal or coefficients")
-        known = [r / r.abs().clamp_min(1e-30) * (r.abs() > 0) + (r.abs() == 0) for r in reference.groups]
+        moduli = [r.abs() for r in reference.groups]
+        known = [r / m.clamp_min(1e-30) * (m > 0) + (m == 0) for r, m in zip(reference.groups, moduli)]
         # Where the target asks for far more than the reference holds (a partial painted
         # into silence, content moved by a transpose), the reference's phase is that of
         # round-off or faint noise, and FGLA starting from it converged 2-2.7 dB less far
         # in the editor's 32 iterations (scripts/warm_start_sweep.py): take PGHI's there.
         ratio = 10 ** (NEW_CONTENT_DB / 20)
-        new = [t > r.abs() * ratio for t, r in zip(groups, reference.groups)]
+        new = [t > m * ratio for t, m in zip(groups, moduli)]
         if not any(bool(n.any()) for n in new):
             return known
         return _with_pghi_where(target, new, known, silence_db=silence_db, seed=seed)
