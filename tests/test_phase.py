@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from scalgui.dsp import phase as phase_module
-from scalgui.dsp import signals
+from scalgui.dsp import pghi, signals
 from scalgui.dsp.frame import FrameSettings, WaveletFrame
 from scalgui.dsp.metrics import multiresolution_stft_convergence_db, spectral_convergence_db
 from scalgui.dsp.phase import (
@@ -104,6 +104,42 @@ def test_pghi_handles_silence_and_channels(frame):
     y = frame.synthesize(target.with_groups([t * p for t, p in zip(target.groups, phase)]))
     assert float(y[0].abs().max()) == 0.0
     assert spectral_convergence_db(frame.analyze(y[1]).groups, [g[1] for g in target.groups]) < -15.0
+
+
+def _mix(seconds):
+    return (signals.exponential_chirp(100.0, 8000.0, seconds, SR) + signals.chord((220.0, 277.18, 329.63), seconds, SR)
+            + signals.noise_bursts(seconds, SR, seed=2)).astype(np.float32)
+
+
+def test_pghi_in_pieces_starts_as_close_as_integrating_the_whole(frame):
+    # 3 s cut into pieces of a quarter of a second (and of 1/20 s: every other hop of
+    # the largest). Measured -25.17 dB whole, -25.16 / -25.14 in pieces; the pieces
+    # left unjoined start at -20.7.
+    _, target = magnitudes(frame, _mix(3.0))
+    whole = _start_db_of(frame, target, pghi.pghi_phase(target, piece_seconds=math.inf))
+    for seconds in (0.25, 0.05):
+        assert _start_db_of(frame, target, pghi.pghi_phase(target, piece_seconds=seconds)) < whole + 0.2
+
+
+def test_pghi_pieces_join_into_the_phase_of_the_whole(frame):
+    # A steady chord crosses every cut: joined, each island's phase is the one
+    # integrating the whole gives, 0 at its loudest (measured: 0.03 rad off on average,
+    # weighted by magnitude; rooted wherever the joins happened to root it, 1.0).
+    _, target = magnitudes(frame, signals.chord((220.0, 277.18, 329.63), 3.0, SR))
+    whole = pghi.pghi_phase(target, piece_seconds=math.inf)
+    pieces = pghi.pghi_phase(target, piece_seconds=0.25)
+    off = sum(float((m * (p - q).abs()).sum()) for m, p, q in zip(target.groups, whole, pieces))
+    assert off / sum(float(m.sum()) for m in target.groups) < 0.1
+
+
+def test_pghi_gives_the_same_phase_on_any_number_of_cores(frame, monkeypatch):
+    x = np.stack([_mix(2.0), signals.chord((110.0, 165.0), 2.0, SR)])
+    _, target = magnitudes(frame, x)
+    monkeypatch.setattr(pghi, "_usable_cores", lambda: 1)
+    one = pghi.pghi_phase(target, piece_seconds=0.25, seed=3)
+    monkeypatch.setattr(pghi, "_usable_cores", lambda: 5)
+    five = pghi.pghi_phase(target, piece_seconds=0.25, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(one, five))
 
 
 def test_the_original_phase_is_an_exact_warm_start(frame):
