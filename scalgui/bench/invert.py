@@ -259,26 +259,43 @@ def _median_run(run, repeats: int) -> dict:
     return {**runs[len(runs) // 2], "seconds_each": [r["seconds"] for r in runs]}
 
 
-def _recipe_at_its_best(x, iterations: int, repeats: int = 1) -> dict:
-    """The recipe on one torch thread and on the default count, the faster kept (each
-    the median of ``repeats`` runs).
+class _RecipeRounds:
+    """The recipe's timed runs, a round at a time (one on one torch thread, one on the
+    default count), so that they alternate with ours' runs: this machine's speed drifts
+    from minute to minute, and side by side means at the same minute. Judged at the
+    faster thread count, each the median of its rounds.
 
     Ours runs its small transforms on one thread (see ``scalgui.dsp.phase``); the recipe
     is as fast or faster there too (measured: 11 ms per iteration on the chirp against 18
     on two threads), so it is timed on both and judged at its best.
     """
-    import torch
 
-    default = torch.get_num_threads()
-    runs = []
-    for threads in sorted({1, default}):
-        torch.set_num_threads(threads)
-        try:
-            runs.append({**_median_run(lambda: _recipe(x, iterations), repeats), "threads": threads})
-        finally:
-            torch.set_num_threads(default)
-    best = min(runs, key=lambda r: r["seconds"])
-    return {**best, "seconds_by_threads": {str(r["threads"]): r["seconds"] for r in runs}}
+    def __init__(self, x, iterations: int):
+        import torch
+
+        self.x = x
+        self.iterations = iterations
+        self.default = torch.get_num_threads()
+        self.runs: dict[int, list[dict]] = {threads: [] for threads in sorted({1, self.default})}
+
+    def __call__(self) -> None:
+        import torch
+
+        for threads, runs in self.runs.items():
+            torch.set_num_threads(threads)
+            try:
+                runs.append(_recipe(self.x, self.iterations))
+            finally:
+                torch.set_num_threads(self.default)
+
+    def best(self) -> dict:
+        medians = []
+        for threads, runs in self.runs.items():
+            ordered = sorted(runs, key=lambda r: r["seconds"])
+            medians.append({**ordered[len(ordered) // 2], "seconds_each": [r["seconds"] for r in ordered],
+                            "threads": threads})
+        best = min(medians, key=lambda r: r["seconds"])
+        return {**best, "seconds_by_threads": {str(r["threads"]): r["seconds"] for r in medians}}
 
 
 def _retrieval_voices() -> int:
@@ -300,9 +317,9 @@ def _retrieval_pad_limit() -> float:
 
 
 def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, device: str = "cpu",
-          repeats: int = 1) -> dict:
+          repeats: int = 1, before_each=None) -> dict:
     """scalgui's retrieval from ``x``'s magnitudes; timed is ``retrieve`` alone (the
-    median of ``repeats`` runs)."""
+    median of ``repeats`` runs, each after a call of ``before_each`` if given)."""
     import torch
 
     from scalgui.dsp.metrics import multiresolution_stft_convergence_db as multiresolution_stft_db
@@ -321,6 +338,8 @@ def _ours(x, sample_rate: float, frame_options: dict, retrieval_options: dict, d
     sync = torch.cuda.synchronize if frame.device.type == "cuda" else (lambda: None)
 
     def timed() -> dict:
+        if before_each is not None:
+            before_each()
         sync()
         started = time.perf_counter()
         result = retrieve(frame, target, settings)
@@ -351,13 +370,15 @@ def part_recipe(corpus: Path | None, iterations: int) -> list[dict]:
     rows = []
     for item in _recipe_signals(corpus):
         x, rate = item["x"], item["sample_rate"]
-        log(f"(a) {item['signal']}: kymatio recipe, {iterations} iterations...")
-        recipe = _recipe_at_its_best(x, iterations, RECIPE_REPEATS)
+        log(f"(a) {item['signal']}: kymatio recipe, {iterations} iterations, and scalgui, run by run...")
+        rounds = _RecipeRounds(x, iterations)
+        ours = _ours(x, rate, {"voices_per_octave": _retrieval_voices()},
+                     {"iterations": iterations, "method": _retrieval_method()}, repeats=RECIPE_REPEATS,
+                     before_each=rounds)
+        recipe = rounds.best()
         frame_options = {"voices_per_octave": RECIPE_Q, "fmin": recipe["xi_min"] * rate,
                          "fmax": recipe["xi_max"] * rate}
-        log(f"(a) {item['signal']}: scalgui...")
-        ours = _ours(x, rate, {"voices_per_octave": _retrieval_voices()},
-                     {"iterations": iterations, "method": _retrieval_method()}, repeats=RECIPE_REPEATS)
+        log(f"(a) {item['signal']}: scalgui's other settings...")
         ours_range = _ours(x, rate, frame_options, {"iterations": iterations}, repeats=RECIPE_REPEATS)
         ours_random = _ours(x, rate, frame_options, {"iterations": iterations, "init": "random", "seed": 0},
                             repeats=RECIPE_REPEATS)
@@ -678,7 +699,8 @@ def run(args: argparse.Namespace) -> int:
             "1/4, mean dB; the 2048-sample chirp is zero-padded by 2048 on each side first, as the 4096-point "
             "STFT needs). Times: the optimisation loop alone (recipe) and `retrieve` alone (ours, its initial "
             "phase and its FFTW plans included, after one warm-up call: numba compiles the PGHI loop on its "
-            f"first use in a process), each the median of {RECIPE_REPEATS} runs; targets computed beforehand "
+            f"first use in a process), each the median of {RECIPE_REPEATS} runs, the recipe's and ours "
+            "alternating (the recipe's on both thread counts between each two of ours); targets computed beforehand "
             "for both.\n\n"
             f"{table}\n\nRatios (ours = the default row):\n\n{ratios}")
     if "griffinlim" not in skip:

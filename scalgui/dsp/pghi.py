@@ -74,20 +74,16 @@ def _on_grid(level, start, size, hop, t):
 
 
 @njit(cache=True, nogil=True)
-def _band_span(size, hop, t_lo, t_hi):
-    """The coefficients ``m`` of a band (``size`` of them, hop ``hop`` samples) whose times
-    ``m * hop`` lie in ``t_lo <= t < t_hi`` (samples), as a range ``lo, hi``."""
-    return min(-(-t_lo // hop), size), min(-(-t_hi // hop), size)
-
-
-@njit(cache=True, nogil=True)
-def _gradients(level, starts, sizes, hops, centre_hz, sigma_hz, sample_rate, t_lo, t_hi, frequency, delay):
-    """Per coefficient of bands laid end to end (low to high frequency) in the piece
-    ``t_lo <= t < t_hi`` (samples), into ``frequency`` and ``delay``: the instantaneous
-    frequency (Hz) from the log-magnitude's slope across the neighbouring bands (on this
-    band's time grid), and the group delay (s) from its slope along time (central
-    differences, one-sided at the ends, as ``np.gradient``; across the piece's edges
-    too, so pieces see the same gradients as the whole)."""
+def _gradients(level, starts, sizes, hops, centre_hz, sigma_hz, sample_rate, first, local_starts, local_sizes,
+               frequency, delay):
+    """The phase's gradients of a piece's coefficients, from the whole channel's
+    log-magnitudes ``level`` (bands laid end to end, low to high frequency, band ``b``
+    at ``starts[b]``): for band ``b``'s coefficients ``first[b]`` onwards, into
+    ``frequency[local_starts[b]:][:local_sizes[b]]`` and the same of ``delay``. The
+    instantaneous frequency (Hz) from the log-magnitude's slope across the neighbouring
+    bands (on this band's time grid), the group delay (s) from its slope along time
+    (central differences, one-sided at the ends, as ``np.gradient``: across the piece's
+    edges too, so that pieces see the gradients of the whole)."""
     n_bands = hops.shape[0]
     for b in range(n_bands):
         lo, hi = max(b - 1, 0), min(b + 1, n_bands - 1)
@@ -95,15 +91,16 @@ def _gradients(level, starts, sizes, hops, centre_hz, sigma_hz, sample_rate, t_l
         across = centre_hz[hi] - centre_hz[lo]
         step = hops[b] / sample_rate
         size = sizes[b]
-        first, last = _band_span(size, hops[b], t_lo, t_hi)
-        for m in range(first, last):
+        for k in range(local_sizes[b]):
+            m = first[b] + k
             n = starts[b] + m
+            out = local_starts[b] + k
             t = float(m * hops[b])
             slope_f = (_on_grid(level, starts[hi], sizes[hi], hops[hi], t)
                        - _on_grid(level, starts[lo], sizes[lo], hops[lo], t)) / across
             # Clamped to a few widths of the atom: beyond that the slope is a side lobe
             # of another component, not this band's frequency.
-            frequency[n] = centre_hz[b] + min(max(sigma * sigma * slope_f, -3.0 * sigma), 3.0 * sigma)
+            frequency[out] = centre_hz[b] + min(max(sigma * sigma * slope_f, -3.0 * sigma), 3.0 * sigma)
             if size < 2:
                 slope_t = 0.0
             elif m == 0:
@@ -112,7 +109,7 @@ def _gradients(level, starts, sizes, hops, centre_hz, sigma_hz, sample_rate, t_l
                 slope_t = (level[n] - level[n - 1]) / step
             else:
                 slope_t = (level[n + 1] - level[n - 1]) / (2.0 * step)
-            delay[n] = -slope_t / (4.0 * math.pi**2 * sigma * sigma)
+            delay[out] = -slope_t / (4.0 * math.pi**2 * sigma * sigma)
 
 
 # A 4-ary max-heap of (key, node) in two arrays, sifting a hole instead of swapping:
@@ -163,18 +160,17 @@ def _pop(keys, nodes, size):
 
 
 @njit(cache=True, nogil=True)
-def _links(n, band_of, starts, sizes, hops, t_lo, t_hi, out):
+def _links(n, band_of, starts, sizes, hops, out):
     """The neighbours of coefficient ``n`` that the integration links it to, in
     ``out[:count]`` as (coefficient, band it is in); returns ``count``. Within a band: the
-    coefficients before and after, if they lie in the piece ``t_lo <= t < t_hi``
-    (samples); across bands: the one at the same time in each neighbouring band, where
-    that band has a coefficient then (the grids of all bands align, hops being powers of
-    two, so the links go both ways and never leave the piece)."""
+    coefficients before and after; across bands: the one at the same time in each
+    neighbouring band, where that band has a coefficient then (the grids of all bands
+    align, hops being powers of two, so the links go both ways)."""
     b = band_of[n]
     m = n - starts[b]
     count = 0
     for mm in (m - 1, m + 1):
-        if 0 <= mm < sizes[b] and t_lo <= mm * hops[b] < t_hi:
+        if 0 <= mm < sizes[b]:
             out[count, 0] = starts[b] + mm
             out[count, 1] = b
             count += 1
@@ -189,7 +185,7 @@ def _links(n, band_of, starts, sizes, hops, t_lo, t_hi, out):
 
 
 @njit(cache=True, nogil=True)
-def _island_peak(start, level, loud, band_of, starts, sizes, hops, t_lo, t_hi, seen, stack, links):
+def _island_peak(start, level, loud, band_of, starts, sizes, hops, seen, stack, links):
     """The loudest coefficient (the first of equals) of the island of loud coefficients
     linked to ``start``, marking the island in ``seen``."""
     peak = start
@@ -201,7 +197,7 @@ def _island_peak(start, level, loud, band_of, starts, sizes, hops, t_lo, t_hi, s
         n = stack[top]
         if level[n] > level[peak] or (level[n] == level[peak] and n < peak):
             peak = n
-        for i in range(_links(n, band_of, starts, sizes, hops, t_lo, t_hi, links)):
+        for i in range(_links(n, band_of, starts, sizes, hops, links)):
             nb = links[i, 0]
             if loud[nb] and not seen[nb]:
                 seen[nb] = True
@@ -211,60 +207,57 @@ def _island_peak(start, level, loud, band_of, starts, sizes, hops, t_lo, t_hi, s
 
 
 @njit(cache=True, nogil=True)
-def _integrate(level, loud, frequency, delay, band_of, starts, sizes, hops, centre_hz, sample_rate, t_lo, t_hi,
-               phase, done, seen, parent):
-    """PGHI's integration within the piece ``t_lo <= t < t_hi`` (samples). Each island
-    of loud coefficients starts from its loudest and always continues from the loudest
+def _integrate(level, loud, frequency, delay, starts, sizes, hops, centre_hz, sample_rate, phase, done, parent):
+    """PGHI's integration of one piece (its bands laid end to end, band ``b`` at
+    ``starts[b]``, its first coefficients at the piece's start). Each island of loud
+    coefficients starts from its loudest and always continues from the loudest
     coefficient reached so far (a max-heap), giving each loud neighbour the phase
     integrated over the link, trapezoidal rule: along time with the instantaneous
     frequency, across bands with the group delay. Writes the phases (radians,
     unwrapped) into ``phase``, which coefficients were reached (the loud ones) into
     ``done`` and the coefficient each was reached from into ``parent`` (-1 for an
     island's loudest): the integration's tree. Returns the reached coefficients in the
-    order they were taken from the heap (every parent before its children). Pieces
-    touch disjoint coefficients, so they can run side by side.
+    order they were taken from the heap (every parent before its children).
 
     Islands share no link, so the order they are taken in changes nothing; each one's
     loudest is found by a flood fill (sorting every loud coefficient by level to find
     them took a third of the time on a minute of music)."""
-    n_bands = hops.shape[0]
-    count = 0
-    for b in range(n_bands):
-        first, last = _band_span(sizes[b], hops[b], t_lo, t_hi)
-        count += last - first
+    count = level.shape[0]
+    band_of = np.empty(count, dtype=np.int64)
+    for b in range(sizes.shape[0]):
+        band_of[starts[b] : starts[b] + sizes[b]] = b
+    seen = np.zeros(count, dtype=np.bool_)
     keys = np.empty(max(count, 1))
     nodes = np.empty(max(count, 1), dtype=np.int64)
     order = np.empty(max(count, 1), dtype=np.int64)
     taken = 0
     links = np.empty((4, 2), dtype=np.int64)
     two_pi = 2.0 * math.pi
-    for band in range(n_bands):
-        first, last = _band_span(sizes[band], hops[band], t_lo, t_hi)
-        for start in range(starts[band] + first, starts[band] + last):
-            if not loud[start] or seen[start]:
-                continue
-            # The heap is empty between islands: its node array serves as the fill's stack.
-            seed = _island_peak(start, level, loud, band_of, starts, sizes, hops, t_lo, t_hi, seen, nodes, links)
-            done[seed] = True
-            phase[seed] = 0.0
-            parent[seed] = -1
-            size = _push(keys, nodes, 0, level[seed], seed)
-            while size > 0:
-                n, size = _pop(keys, nodes, size)
-                order[taken] = n
-                taken += 1
-                b = band_of[n]
-                for i in range(_links(n, band_of, starts, sizes, hops, t_lo, t_hi, links)):
-                    nb, j = links[i, 0], links[i, 1]
-                    if loud[nb] and not done[nb]:
-                        if j == b:
-                            dm = 1 if nb > n else -1
-                            phase[nb] = phase[n] + two_pi * 0.5 * (frequency[n] + frequency[nb]) * dm * hops[b] / sample_rate
-                        else:
-                            phase[nb] = phase[n] + two_pi * 0.5 * (delay[n] + delay[nb]) * (centre_hz[j] - centre_hz[b])
-                        done[nb] = True
-                        parent[nb] = n
-                        size = _push(keys, nodes, size, level[nb], nb)
+    for start in range(count):
+        if not loud[start] or seen[start]:
+            continue
+        # The heap is empty between islands: its node array serves as the fill's stack.
+        seed = _island_peak(start, level, loud, band_of, starts, sizes, hops, seen, nodes, links)
+        done[seed] = True
+        phase[seed] = 0.0
+        parent[seed] = -1
+        size = _push(keys, nodes, 0, level[seed], seed)
+        while size > 0:
+            n, size = _pop(keys, nodes, size)
+            order[taken] = n
+            taken += 1
+            b = band_of[n]
+            for i in range(_links(n, band_of, starts, sizes, hops, links)):
+                nb, j = links[i, 0], links[i, 1]
+                if loud[nb] and not done[nb]:
+                    if j == b:
+                        dm = 1 if nb > n else -1
+                        phase[nb] = phase[n] + two_pi * 0.5 * (frequency[n] + frequency[nb]) * dm * hops[b] / sample_rate
+                    else:
+                        phase[nb] = phase[n] + two_pi * 0.5 * (delay[n] + delay[nb]) * (centre_hz[j] - centre_hz[b])
+                    done[nb] = True
+                    parent[nb] = n
+                    size = _push(keys, nodes, size, level[nb], nb)
     return order[:taken]
 
 
@@ -286,50 +279,12 @@ _ON_PATH, _JOINT, _TURNED = 1, 2, 3
 
 
 @njit(cache=True, nogil=True)
-def _crossings(level, frequency, phase, done, starts, sizes, hops, sample_rate, cuts):
-    """The links PGHI's pieces left out: in each band, between the last coefficient
-    before each cut (samples) and the first after it, where both were reached. For each:
-    the smaller of the two log-magnitudes (how strong the link is), the coefficients
-    either side, and how far the second's phase must turn (radians) to continue the
-    first's across the link."""
-    n_bands = hops.shape[0]
-    total = cuts.shape[0] * n_bands
-    weight = np.empty(total)
-    before = np.empty(total, dtype=np.int64)
-    after = np.empty(total, dtype=np.int64)
-    turn = np.empty(total)
-    k = 0
-    two_pi = 2.0 * math.pi
-    for c in range(cuts.shape[0]):
-        for b in range(n_bands):
-            m = -(-cuts[c] // hops[b])  # the first coefficient at or after the cut
-            if m < 1 or m >= sizes[b]:
-                continue
-            n, nb = starts[b] + m - 1, starts[b] + m
-            if not (done[n] and done[nb]):
-                continue
-            weight[k] = min(level[n], level[nb])
-            before[k] = n
-            after[k] = nb
-            turn[k] = phase[n] + two_pi * 0.5 * (frequency[n] + frequency[nb]) * hops[b] / sample_rate - phase[nb]
-            k += 1
-    return weight[:k], before[:k], after[:k], turn[:k]
-
-
-def _cut_of(before, starts, hops, cuts):
-    """Which of ``cuts`` (samples) each coefficient ``before`` lies just before."""
-    band = np.searchsorted(starts, before, side="right") - 1
-    time = (before - starts[band]) * hops[band]
-    return np.searchsorted(cuts, time, side="right")
-
-
-@njit(cache=True, nogil=True)
 def _virtual_tree(terminals, parent, level, mark):
     """The virtual tree of ``terminals`` (coefficients) in the integration's tree
     ``parent``, marking in ``mark`` (zero before) the coefficients on their paths to the
     root and, as joints, the terminals, the points where paths meet and the roots.
     Returns its edges: (lower joint, upper joint, weight of the path's weakest link, the
-    coefficient below that link)."""
+    coefficient below that link), and the roots among the joints."""
     joints = np.empty(2 * terminals.shape[0] + 1, dtype=np.int64)
     n_joints = 0
     for t in terminals:
@@ -380,7 +335,13 @@ def _virtual_tree(terminals, parent, level, mark):
                 break
         upper[k] = u
         k += 1
-    return lower[:k], upper[:k], weight[:k], weakest[:k]
+    roots = np.empty(n_joints - k, dtype=np.int64)
+    r = 0
+    for i in range(n_joints):
+        if parent[joints[i]] < 0:
+            roots[r] = joints[i]
+            r += 1
+    return lower[:k], upper[:k], weight[:k], weakest[:k], roots
 
 
 @njit(cache=True, nogil=True)
@@ -404,15 +365,17 @@ def _root(parent, relative, i):
 
 
 @njit(cache=True, nogil=True)
-def _join(lower, upper, weight, weakest, cross_weight, before, after, cross_turn, tree_parent, level):
+def _join(lower, upper, weight, weakest, cross_weight, before, after, cross_turn, roots, root_level):
     """Kruskal's maximum spanning forest over the pieces' virtual trees (edges that keep
     their ends' phases as they are) and the links across the cuts (edges that turn the
-    second end by ``cross_turn``). Returns the coefficients whose phase turns with its
-    subtree, and by how much (radians): the roots of the pieces' trees and, of every
-    virtual edge rejected, the coefficient below its weakest link."""
-    labels = np.unique(np.concatenate((lower, upper, before, after)))
+    second end by ``cross_turn``), all as coefficients numbered across the pieces.
+    ``roots`` are the roots among the virtual trees' joints, ``root_level`` their
+    log-magnitudes. Returns the coefficients whose phase turns with its subtree, and by
+    how much (radians): the roots and, of every virtual edge rejected, the coefficient
+    below its weakest link."""
+    labels = np.unique(np.concatenate((lower, upper, before, after, roots)))
     group = np.arange(labels.shape[0])
-    relative = np.zeros(labels.shape[0])
+    relative = np.zeros(labels.shape[0])  # turn relative to the parent in the union-find
     tree_edges = lower.shape[0]
     a_of = np.searchsorted(labels, np.concatenate((upper, before)))
     b_of = np.searchsorted(labels, np.concatenate((lower, after)))
@@ -431,28 +394,28 @@ def _join(lower, upper, weight, weakest, cross_weight, before, after, cross_turn
     turned = np.empty(labels.shape[0])
     for i in range(labels.shape[0]):
         turned[i] = _root(group, relative, i)[1]
-    is_root = tree_parent[labels] < 0
     # As when integrating the whole, each joined island's phase is 0 at its loudest
     # coefficient (the loudest of its pieces' roots, the first of equals), rather than
     # wherever Kruskal's algorithm rooted it: the same phase where an island crosses a
     # cut untouched.
+    root_of = np.searchsorted(labels, roots)
     loudest = np.full(labels.shape[0], -1)
-    for i in range(labels.shape[0]):
-        if is_root[i]:
-            g = _root(group, relative, i)[0]
-            if loudest[g] < 0 or level[labels[i]] > level[labels[loudest[g]]]:
-                loudest[g] = i
+    loudest_level = np.empty(labels.shape[0])
+    for order in np.argsort(roots):
+        i = root_of[order]
+        g = _root(group, relative, i)[0]
+        if loudest[g] < 0 or root_level[order] > loudest_level[g]:
+            loudest[g] = i
+            loudest_level[g] = root_level[order]
     anchor = np.empty(labels.shape[0])
     for i in range(labels.shape[0]):
         anchor[i] = turned[loudest[_root(group, relative, i)[0]]]
     turned -= anchor
-    nodes = np.empty(np.count_nonzero(is_root) + np.count_nonzero(rejected), dtype=np.int64)
+    nodes = np.empty(roots.shape[0] + np.count_nonzero(rejected), dtype=np.int64)
     turns = np.empty(nodes.shape[0])
-    k = 0
-    for i in range(labels.shape[0]):
-        if is_root[i]:
-            nodes[k], turns[k] = labels[i], turned[i]
-            k += 1
+    nodes[: roots.shape[0]] = roots
+    turns[: roots.shape[0]] = turned[root_of]
+    k = roots.shape[0]
     lower_of = np.searchsorted(labels, lower)
     for e in range(tree_edges):
         if rejected[e]:
@@ -474,43 +437,54 @@ def _turn_subtrees(order, parent, mark, turn):
 
 
 @njit(cache=True, nogil=True)
-def _peak(values, where, lo, hi):
-    """The largest of ``values[where[lo:hi]]``."""
+def _peak(values, bases, strides, first, sizes, row):
+    """The largest magnitude of a channel's piece: band ``b``'s coefficients ``first[b]``
+    onwards (``sizes[b]`` of them) lie at ``values[bases[b] + row * strides[b]:]``."""
     peak = 0.0
-    for i in range(lo, hi):
-        peak = max(peak, float(values[where[i]]))
+    for b in range(bases.shape[0]):
+        at = bases[b] + row * strides[b] + first[b]
+        for k in range(sizes[b]):
+            peak = max(peak, float(values[at + k]))
     return peak
 
 
 @njit(cache=True, nogil=True)
-def _levels(values, where, lo, hi, floor, level, loud):
-    """For ``i`` in ``lo:hi``: the log-magnitude of ``values[where[i]]`` into ``level``
-    (clamped below the floor a little lower still, so that slopes into silence stay
-    finite but steep), and whether it is louder than the floor into ``loud``."""
+def _levels(values, bases, strides, first, sizes, row, floor, starts, level, loud):
+    """Log-magnitudes of a channel's piece (laid out as for :func:`_peak`) into the
+    channel's ``level`` at ``starts[b] + first[b]`` onwards (clamped below the floor a
+    little lower still, so that slopes into silence stay finite but steep), and whether
+    each is louder than the floor into ``loud``."""
     clamp = floor * 1e-3
-    for i in range(lo, hi):
-        m = float(values[where[i]])
-        level[i] = math.log(max(m, clamp))
-        loud[i] = m > floor
+    for b in range(bases.shape[0]):
+        at = bases[b] + row * strides[b] + first[b]
+        into = starts[b] + first[b]
+        for k in range(sizes[b]):
+            m = float(values[at + k])
+            level[into + k] = math.log(max(m, clamp))
+            loud[into + k] = m > floor
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _phasors(phase, turn, reached, lo, hi, random_phase, where, out):
-    """For ``i`` in ``lo:hi``: ``out[where[i]] = exp(i (phase[i] + turn[i]))`` where the
-    integration reached coefficient ``i``, else with the next of ``random_phase`` (in
-    order)."""
+def _phasors(phase, turn, reached, random_phase, bases, strides, first, sizes, row, out):
+    """``exp(i (phase + turn))`` of a piece's coefficients where the integration reached
+    them, else with the next of ``random_phase`` (in order), into ``out`` (laid out as
+    ``values`` for :func:`_peak`)."""
     q = 0
+    n = 0
     full = 2.0 * math.pi
-    for i in range(lo, hi):
-        if reached[i]:
-            angle = phase[i] + turn[i]
-        else:
-            angle = random_phase[q]
-            q += 1
-        # Wrapped in double precision (the unwrapped phase of a high band grows to
-        # ~1e7 rad in a minute), then cos and sin in single (twice as fast).
-        wrapped = np.float32(angle - full * math.floor(angle / full))
-        out[where[i]] = complex(np.cos(wrapped), np.sin(wrapped))
+    for b in range(bases.shape[0]):
+        at = bases[b] + row * strides[b] + first[b]
+        for k in range(sizes[b]):
+            if reached[n]:
+                angle = phase[n] + turn[n]
+            else:
+                angle = random_phase[q]
+                q += 1
+            # Wrapped in double precision (the unwrapped phase of a high band grows to
+            # ~1e7 rad in a minute), then cos and sin in single (twice as fast).
+            wrapped = np.float32(angle - full * math.floor(angle / full))
+            out[at + k] = complex(np.cos(wrapped), np.sin(wrapped))
+            n += 1
 
 
 def _usable_cores() -> int:
@@ -527,22 +501,20 @@ def _usable_cores() -> int:
 PIECE_SECONDS = 1.0
 
 
-class _Channel:
-    """One channel's working arrays, indexed by coefficient (bands laid end to end)."""
+class _Piece:
+    """What the integration of one channel's piece leaves for joining and for its
+    phasors; arrays indexed by the piece's coefficients (its bands laid end to end)."""
 
-    def __init__(self, count: int):
-        self.level = np.empty(count)
-        self.loud = np.empty(count, dtype=np.bool_)
-        self.frequency = np.empty(count)
-        # The group delay; once the integration is done, how far each phase turns to
-        # join the pieces (radians).
-        self.delay = np.empty(count)
-        self.phase = np.empty(count)
-        self.done = np.zeros(count, dtype=np.bool_)
-        self.seen = np.zeros(count, dtype=np.bool_)
-        self.parent = np.empty(count, dtype=np.int64)
-        self.mark = np.zeros(count, dtype=np.uint8)
-        self.orders: dict[int, np.ndarray] = {}
+    def __init__(self, level, loud, frequency, delay, phase, done, parent, order):
+        self.level = level
+        self.loud = loud
+        self.frequency = frequency
+        self.turn = delay  # the group delay; once integrated, how far each phase turns
+        self.phase = phase
+        self.done = done
+        self.parent = parent
+        self.order = order
+        self.mark = None
 
 
 def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0,
@@ -581,103 +553,138 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
     device = target.groups[0].device
     rows = int(np.prod(target.batch_shape, dtype=np.int64))
     wavelets = table.wavelet_indices
-    # Each channel's groups side by side, and where each wavelet band's coefficients sit
-    # there (low to high frequency).
-    group_values = [g.detach().to("cpu", torch.float32).reshape(rows, -1).numpy() for g in target.groups]
-    group_start = np.concatenate([[0], np.cumsum([v.shape[1] for v in group_values])])
-    lengths = [g.shape[-1] for g in target.groups]
-    sizes = np.array([lengths[int(table.group[k])] for k in wavelets], dtype=np.int64)
+    # All groups flat, one after another (each group: channel, band, time); band b of
+    # channel r starts at bases[b] + r * strides[b]. The phases come out in the same
+    # layout, so each group's is a view.
+    flat = [g.detach().to("cpu", torch.float32).reshape(-1) for g in target.groups]
+    values = torch.cat(flat).numpy() if len(flat) > 1 else flat[0].contiguous().numpy()
+    block_start = np.concatenate([[0], np.cumsum([f.numel() for f in flat])]).astype(np.int64)
+    lengths = np.array([g.shape[-1] for g in target.groups], dtype=np.int64)
+    group = table.group[wavelets].astype(np.int64)
+    sizes = lengths[group]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    count = int(starts[-1])
-    where = np.concatenate([group_start[int(table.group[k])] + int(table.row[k]) * size + np.arange(size)
-                            for k, size in zip(wavelets, sizes)])
-    band_of = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)
-    magnitudes = np.concatenate(group_values, axis=1)
-    phases = torch.ones(magnitudes.shape, dtype=frame.complex_dtype)
+    strides = np.array([target.groups[g].shape[-2] * lengths[g] for g in group], dtype=np.int64)
+    bases = block_start[group] + table.row[wavelets].astype(np.int64) * sizes
     hops = table.hop[wavelets].astype(np.int64)
     centre_hz = np.asarray(table.centre_hz[wavelets], dtype=np.float64)
     sigma_hz = np.asarray(table.sigma_hz[wavelets], dtype=np.float64)
     sample_rate = float(frame.sample_rate)
+    phases = torch.ones(int(block_start[-1]), dtype=frame.complex_dtype)
+    out = phases.numpy()
 
     seconds = PIECE_SECONDS if piece_seconds is None else float(piece_seconds)
     span = target.padded_length
     top = frame.max_hop
     piece = span if not math.isfinite(seconds) else max(int(round(seconds * sample_rate / top)), 1) * top
     cuts = np.arange(piece, span, piece, dtype=np.int64)
-    bounds = list(zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [span]])))
-    # Contiguous runs of coefficients for the element-wise passes, a few per core.
-    chunk = max(-(-count // (4 * _usable_cores())), 1 << 16)
-    runs = [(lo, min(lo + chunk, count)) for lo in range(0, count, chunk)]
+    # Each piece's coefficients in each band (cuts fall on every band's grid).
+    edges = np.concatenate([[0], cuts, [span]])
+    firsts = [np.minimum(lo // hops, sizes) for lo in edges[:-1]]
+    local_sizes = [np.minimum(hi // hops, sizes) - f for f, hi in zip(firsts, edges[1:])]
+    local_starts = [np.concatenate([[0], np.cumsum(s)]).astype(np.int64) for s in local_sizes]
+    pieces = range(len(firsts))
+    jobs = [(row, p) for row in range(rows) for p in pieces]
 
     with ThreadPoolExecutor(max_workers=_usable_cores()) as pool:
-        peaks = np.array(list(pool.map(lambda job: _peak(magnitudes[job[0]], where, *job[1]),
-                                       [(row, run) for row in range(rows) for run in runs]))).reshape(rows, -1)
-        loud_rows = [row for row in range(rows) if peaks[row].max() > 0]  # a silent channel keeps phases of 1
-        floor = {row: float(peaks[row].max()) * 10.0 ** (silence_db / 20.0) for row in loud_rows}
-        work = {row: _Channel(count) for row in loud_rows}
+        peaks = dict(zip(jobs, pool.map(
+            lambda job: _peak(values, bases, strides, firsts[job[1]], local_sizes[job[1]], job[0]), jobs)))
+        loud_rows = [row for row in range(rows) if max(peaks[(row, p)] for p in pieces) > 0]  # silent: phases of 1
+        floor = {row: max(peaks[(row, p)] for p in pieces) * 10.0 ** (silence_db / 20.0) for row in loud_rows}
+        jobs = [(row, p) for row in loud_rows for p in pieces]
+        level = {row: np.empty(int(starts[-1])) for row in loud_rows}
+        loud = {row: np.empty(int(starts[-1]), dtype=np.bool_) for row in loud_rows}
 
         def levels(job):
-            row, (lo, hi) = job
-            c = work[row]
-            _levels(magnitudes[row], where, lo, hi, floor[row], c.level, c.loud)
+            row, p = job
+            _levels(values, bases, strides, firsts[p], local_sizes[p], row, floor[row], starts, level[row], loud[row])
 
         def integrate(job):
-            row, piece_index = job
-            t_lo, t_hi = bounds[piece_index]
-            c = work[row]
-            _gradients(c.level, starts[:-1], sizes, hops, centre_hz, sigma_hz, sample_rate, t_lo, t_hi,
-                       c.frequency, c.delay)
-            c.orders[piece_index] = _integrate(c.level, c.loud, c.frequency, c.delay, band_of, starts, sizes, hops,
-                                               centre_hz, sample_rate, t_lo, t_hi, c.phase, c.done, c.seen, c.parent)
+            # On the piece's own arrays, so that the heap's reach stays in cache.
+            row, p = job
+            count = int(local_starts[p][-1])
+            where = np.concatenate([np.arange(starts[b] + firsts[p][b], starts[b] + firsts[p][b] + local_sizes[p][b])
+                                    for b in range(sizes.shape[0])])
+            piece_level, piece_loud = level[row][where], loud[row][where]
+            frequency, delay = np.empty(count), np.empty(count)
+            _gradients(level[row], starts[:-1], sizes, hops, centre_hz, sigma_hz, sample_rate, firsts[p],
+                       local_starts[p], local_sizes[p], frequency, delay)
+            phase, done, parent = np.empty(count), np.zeros(count, dtype=np.bool_), np.empty(count, dtype=np.int64)
+            order = _integrate(piece_level, piece_loud, frequency, delay, local_starts[p], local_sizes[p], hops,
+                               centre_hz, sample_rate, phase, done, parent)
+            return _Piece(piece_level, piece_loud, frequency, delay, phase, done, parent, order)
 
-        list(pool.map(levels, [(row, run) for row in loud_rows for run in runs]))
+        list(pool.map(levels, jobs))
         # Gradients read the levels on both sides of a cut, so all levels come first.
-        list(pool.map(integrate, [(row, k) for row in loud_rows for k in range(len(bounds))]))
-        for c in work.values():
-            c.delay[:] = 0.0  # from here on, the turns
+        work = dict(zip(jobs, pool.map(integrate, jobs)))
+        del level, loud
+        for w in work.values():
+            w.turn[:] = 0.0
         if cuts.shape[0]:
-            crossings = {row: _crossings(work[row].level, work[row].frequency, work[row].phase, work[row].done,
-                                         starts, sizes, hops, sample_rate, cuts) for row in loud_rows}
-
-            def virtual_tree(job):
-                row, k = job
-                _, before, after, _ = crossings[row]
-                # The piece's coefficients at its cuts: after the cut before it, before
-                # the cut after it (cut k - 1 and cut k).
-                at_cuts = np.concatenate([after[c_of[row] == k - 1], before[c_of[row] == k]])
-                return _virtual_tree(at_cuts, work[row].parent, work[row].level, work[row].mark)
-
-            c_of = {row: _cut_of(crossings[row][1], starts, hops, cuts) for row in loud_rows}
-            trees = dict(zip([(row, k) for row in loud_rows for k in range(len(bounds))],
-                             pool.map(virtual_tree, [(row, k) for row in loud_rows for k in range(len(bounds))])))
-
-            def join(row):
-                c = work[row]
-                parts = [trees[(row, k)] for k in range(len(bounds))]
-                lower, upper, weight, weakest = (np.concatenate([p[i] for p in parts]) for i in range(4))
-                nodes, turns = _join(lower, upper, weight, weakest, *crossings[row], c.parent, c.level)
-                c.delay[nodes] = turns
-                c.mark[nodes] = _TURNED
-
-            list(pool.map(join, loud_rows))
-            list(pool.map(lambda job: _turn_subtrees(work[job[0]].orders[job[1]], work[job[0]].parent,
-                                                     work[job[0]].mark, work[job[0]].delay),
-                          [(row, k) for row in loud_rows for k in range(len(bounds))]))
-        # The random phases are drawn in one sequence, channel after channel and run
-        # after run, so they do not depend on how the work was scheduled.
+            _join_pieces(work, loud_rows, pieces, local_starts, local_sizes, hops, sample_rate, pool)
+        # The random phases are drawn in one sequence, channel after channel and piece
+        # after piece, so they do not depend on how the work was scheduled.
         rng = np.random.default_rng(seed)
-        jobs = []
-        for row in loud_rows:
-            unreached = [int(hi - lo - np.count_nonzero(work[row].done[lo:hi])) for lo, hi in runs]
-            randoms = rng.uniform(0.0, 2 * math.pi, sum(unreached))
-            offsets = np.concatenate([[0], np.cumsum(unreached)])
-            jobs += [(row, run, randoms[offsets[i]:offsets[i + 1]]) for i, run in enumerate(runs)]
+        draws = {job: rng.uniform(0.0, 2 * math.pi, work[job].done.shape[0] - np.count_nonzero(work[job].done))
+                 for job in jobs}
 
         def phasors(job):
-            row, (lo, hi), random_phase = job
-            c = work[row]
-            _phasors(c.phase, c.delay, c.done, lo, hi, random_phase, where, phases[row].numpy())
+            row, p = job
+            w = work[job]
+            _phasors(w.phase, w.turn, w.done, draws[job], bases, strides, firsts[p], local_sizes[p], row, out)
 
         list(pool.map(phasors, jobs))
-    return [phases[:, lo:hi].reshape(g.shape).to(device)
-            for g, lo, hi in zip(target.groups, group_start[:-1], group_start[1:])]
+    return [phases[lo:hi].view(g.shape).to(device) for g, lo, hi in zip(target.groups, block_start[:-1], block_start[1:])]
+
+
+def _join_pieces(work, rows, pieces, local_starts, local_sizes, hops, sample_rate, pool) -> None:
+    """Sets the turns (``_Piece.turn``) that join each channel's pieces: see the notes
+    above :func:`_virtual_tree`."""
+    n_pieces = len(pieces)
+    # Coefficients numbered across a channel's pieces, piece after piece.
+    base = np.concatenate([[0], np.cumsum([int(s[-1]) for s in local_starts])]).astype(np.int64)
+    # In every band, the piece's first coefficient and its last: where the links across
+    # the cuts before and after it begin.
+    head = [s[:-1] for s in local_starts]
+    tail = [s[:-1] + z - 1 for s, z in zip(local_starts, local_sizes)]
+
+    def crossings(row):
+        found = []
+        for p in range(n_pieces - 1):
+            a, b = work[(row, p)], work[(row, p + 1)]
+            n, nb = tail[p], head[p + 1]
+            both = a.done[n] & b.done[nb]
+            n, nb = n[both], nb[both]
+            turn = (a.phase[n] + 2 * math.pi * 0.5 * (a.frequency[n] + b.frequency[nb]) * hops[both] / sample_rate
+                    - b.phase[nb])
+            found.append((np.minimum(a.level[n], b.level[nb]), base[p] + n, base[p + 1] + nb, turn, n, nb))
+        return found
+
+    links = dict(zip(rows, pool.map(crossings, rows)))
+
+    def virtual_tree(job):
+        row, p = job
+        w = work[job]
+        at_cuts = [links[row][p - 1][5]] if p > 0 else []
+        if p < n_pieces - 1:
+            at_cuts.append(links[row][p][4])
+        w.mark = np.zeros(w.done.shape[0], dtype=np.uint8)
+        lower, upper, weight, weakest, roots = _virtual_tree(np.concatenate(at_cuts), w.parent, w.level, w.mark)
+        return lower + base[p], upper + base[p], weight, weakest + base[p], roots + base[p], w.level[roots]
+
+    jobs = [(row, p) for row in rows for p in pieces]
+    trees = dict(zip(jobs, pool.map(virtual_tree, jobs)))
+
+    def join(row):
+        tree = [np.concatenate([trees[(row, p)][i] for p in pieces]) for i in range(6)]
+        cross = [np.concatenate([c[i] for c in links[row]]) for i in range(4)]
+        nodes, turns = _join(*tree[:4], *cross, *tree[4:])
+        piece_of = np.searchsorted(base, nodes, side="right") - 1
+        for p in np.unique(piece_of):
+            w = work[(row, int(p))]
+            mine = piece_of == p
+            local = nodes[mine] - base[p]
+            w.turn[local] = turns[mine]
+            w.mark[local] = _TURNED
+
+    list(pool.map(join, rows))
+    list(pool.map(lambda job: _turn_subtrees(work[job].order, work[job].parent, work[job].mark, work[job].turn), jobs))
