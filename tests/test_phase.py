@@ -77,7 +77,7 @@ def _start_db(frame, target, init):
 
 
 # Before any iteration, integrating the phase gradient across frequency as well as time
-# fixes the bands' relative phases: measured -29.2 / -19.3 / -16.7 / -12.8 dB (chirp,
+# fixes the bands' relative phases: measured -29.2 / -19.4 / -16.2 / -12.8 dB (chirp,
 # chord, speech-like, clicks) where the per-band time integration starts near -10 dB.
 PGHI_START_DB = {"chirp": -27.0, "chord": -17.0, "speech-like": -14.5, "clicks": -11.0}
 
@@ -114,7 +114,7 @@ def _mix(seconds):
 def test_pghi_in_pieces_starts_as_close_as_integrating_the_whole(frame):
     # 3 s cut into pieces of a quarter of a second (and of 1/20 s: every other hop of
     # the largest). Measured -25.17 dB whole, -25.16 / -25.14 in pieces; the pieces
-    # left unjoined start at -20.7.
+    # left unjoined start at -20.75.
     _, target = magnitudes(frame, _mix(3.0))
     whole = _start_db_of(frame, target, pghi.pghi_phase(target, piece_seconds=math.inf))
     for seconds in (0.25, 0.05):
@@ -123,13 +123,14 @@ def test_pghi_in_pieces_starts_as_close_as_integrating_the_whole(frame):
 
 def test_pghi_pieces_join_into_the_phase_of_the_whole(frame):
     # A steady chord crosses every cut: joined, each island's phase is the one
-    # integrating the whole gives, 0 at its loudest (measured: 0.03 rad off on average,
-    # weighted by magnitude; rooted wherever the joins happened to root it, 1.0).
+    # integrating the whole gives, 0 at its loudest (measured: 0.08 rad off on average,
+    # weighted by magnitude, where the queue took near-equal levels in another order;
+    # rooted wherever the joins happened to root it, 1.06).
     _, target = magnitudes(frame, signals.chord((220.0, 277.18, 329.63), 3.0, SR))
     whole = pghi.pghi_phase(target, piece_seconds=math.inf)
     pieces = pghi.pghi_phase(target, piece_seconds=0.25)
     off = sum(float((m * (p - q).abs()).sum()) for m, p, q in zip(target.groups, whole, pieces))
-    assert off / sum(float(m.sum()) for m in target.groups) < 0.1
+    assert off / sum(float(m.sum()) for m in target.groups) < 0.25
 
 
 def test_pghi_gives_the_same_phase_on_any_number_of_cores(frame, monkeypatch):
