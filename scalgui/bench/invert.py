@@ -251,12 +251,17 @@ def _recipe(x, iterations: int) -> dict:
     }
 
 
-def _median_run(run, repeats: int) -> dict:
-    """``run()`` (a dict with "seconds") ``repeats`` times; the run of median time, with
-    every time in "seconds_each". Part (a) times both sides so: on runs of 10-150 ms,
-    this machine's timing noise is several per cent."""
-    runs = sorted((run() for _ in range(repeats)), key=lambda r: r["seconds"])
+def _median_of(runs: list[dict]) -> dict:
+    """Of timed runs (dicts with "seconds"), the run of median time, with every time in
+    "seconds_each". Part (a) times both sides so: on runs of 10-150 ms, this machine's
+    timing noise is several per cent."""
+    runs = sorted(runs, key=lambda r: r["seconds"])
     return {**runs[len(runs) // 2], "seconds_each": [r["seconds"] for r in runs]}
+
+
+def _median_run(run, repeats: int) -> dict:
+    """``run()`` (a dict with "seconds") ``repeats`` times: see :func:`_median_of`."""
+    return _median_of([run() for _ in range(repeats)])
 
 
 class _RecipeRounds:
@@ -289,11 +294,7 @@ class _RecipeRounds:
                 torch.set_num_threads(self.default)
 
     def best(self) -> dict:
-        medians = []
-        for threads, runs in self.runs.items():
-            ordered = sorted(runs, key=lambda r: r["seconds"])
-            medians.append({**ordered[len(ordered) // 2], "seconds_each": [r["seconds"] for r in ordered],
-                            "threads": threads})
+        medians = [{**_median_of(runs), "threads": threads} for threads, runs in self.runs.items()]
         best = min(medians, key=lambda r: r["seconds"])
         return {**best, "seconds_by_threads": {str(r["threads"]): r["seconds"] for r in medians}}
 

@@ -586,13 +586,14 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
         level = {row: np.empty(int(starts[-1])) for row in loud_rows}
         loud = {row: np.empty(int(starts[-1]), dtype=np.bool_) for row in loud_rows}
 
-        def levels(job):
-            row, p = job
-            _levels(values, bases, strides, firsts[p], local_sizes[p], row, floor[row], starts, level[row], loud[row])
-
+        # Each channel's pieces one after another: piece p at base[p].
         base = np.concatenate([[0], np.cumsum([int(s[-1]) for s in local_starts])]).astype(np.int64)
         largest = int(np.diff(base).max())
         channels = {row: _Channel(int(base[-1]), largest, sizes.shape[0]) for row in loud_rows}
+
+        def levels(job):
+            row, p = job
+            _levels(values, bases, strides, firsts[p], local_sizes[p], row, floor[row], starts, level[row], loud[row])
 
         def integrate(job):
             # On the piece's own part of the arrays, so that the queue's reach stays in cache.
@@ -616,7 +617,7 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
         for c in channels.values():
             c.turn[:] = 0.0
         if cuts.shape[0]:
-            _join_pieces(work, loud_rows, pieces, local_starts, local_sizes, hops, sample_rate, pool)
+            _join_pieces(work, loud_rows, pieces, base, local_starts, local_sizes, hops, sample_rate, pool)
         # The random phases are drawn in one sequence, channel after channel and piece
         # after piece, so they do not depend on how the work was scheduled.
         rng = np.random.default_rng(seed)
@@ -632,12 +633,11 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
     return [phases[lo:hi].view(g.shape).to(device) for g, lo, hi in zip(target.groups, block_start[:-1], block_start[1:])]
 
 
-def _join_pieces(work, rows, pieces, local_starts, local_sizes, hops, sample_rate, pool) -> None:
-    """Sets the turns (``_Channel.turn``) that join each channel's pieces: see the notes
-    above :func:`_virtual_tree`."""
+def _join_pieces(work, rows, pieces, base, local_starts, local_sizes, hops, sample_rate, pool) -> None:
+    """Sets the turns (``_Channel.turn``) that join each channel's pieces (piece ``p``'s
+    coefficients numbered from ``base[p]`` across the channel): see the notes above
+    :func:`_virtual_tree`."""
     n_pieces = len(pieces)
-    # Coefficients numbered across a channel's pieces, piece after piece.
-    base = np.concatenate([[0], np.cumsum([int(s[-1]) for s in local_starts])]).astype(np.int64)
     # In every band, the piece's first coefficient and its last: where the links across
     # the cuts before and after it begin.
     head = [s[:-1] for s in local_starts]
