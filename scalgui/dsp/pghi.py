@@ -176,10 +176,10 @@ def _integrate(level, loud, frequency, delay, starts, sizes, hops, centre_hz, sa
     coefficients starts from its loudest and always continues from the loudest
     coefficient reached so far (a bucket queue: see :data:`BUCKETS_PER_NEPER`), giving
     each loud neighbour the phase integrated over the link, trapezoidal rule: along
-    time with the instantaneous frequency, across bands with the group delay. Writes the phases (radians,
-    unwrapped) into ``phase``, which coefficients were reached (the loud ones) into
-    ``done`` and the coefficient each was reached from into ``parent`` (-1 for an
-    island's loudest): the integration's tree; and into ``order`` the reached
+    time with the instantaneous frequency, across bands with the group delay. Writes
+    the phases (radians, unwrapped) into ``phase``, which coefficients were reached (the
+    loud ones) into ``done`` and the coefficient each was reached from into ``parent``
+    (-1 for an island's loudest): the integration's tree; and into ``order`` the reached
     coefficients in the order they were taken from the queue (every parent before its
     children), returning how many. ``band_of``, ``seen`` (all false) and ``after`` are
     scratch arrays as long as ``level``.
@@ -425,19 +425,23 @@ def _peak(values, bases, strides, first, sizes, row):
 
 
 @njit(cache=True, nogil=True)
-def _levels(values, bases, strides, first, sizes, row, floor, starts, level, loud):
-    """Log-magnitudes of a channel's piece (laid out as for :func:`_peak`) into the
-    channel's ``level`` at ``starts[b] + first[b]`` onwards (clamped below the floor a
-    little lower still, so that slopes into silence stay finite but steep), and whether
-    each is louder than the floor into ``loud``."""
+def _levels(values, bases, strides, first, sizes, row, floor, starts, level, local_starts, piece_level, piece_loud):
+    """Log-magnitudes of a channel's piece (laid out as for :func:`_peak`), clamped below
+    the floor a little lower still (so that slopes into silence stay finite but steep):
+    into the channel's ``level`` at ``starts[b] + first[b]`` onwards (its gradients read
+    across the cuts) and into the piece's own ``piece_level`` at ``local_starts[b]``
+    onwards; and whether each is louder than the floor into ``piece_loud``."""
     clamp = floor * 1e-3
     for b in range(bases.shape[0]):
         at = bases[b] + row * strides[b] + first[b]
         into = starts[b] + first[b]
+        local = local_starts[b]
         for k in range(sizes[b]):
             m = float(values[at + k])
-            level[into + k] = math.log(max(m, clamp))
-            loud[into + k] = m > floor
+            value = math.log(max(m, clamp))
+            level[into + k] = value
+            piece_level[local + k] = value
+            piece_loud[local + k] = m > floor
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -584,7 +588,6 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
         floor = {row: max(peaks[(row, p)] for p in pieces) * 10.0 ** (silence_db / 20.0) for row in loud_rows}
         jobs = [(row, p) for row in loud_rows for p in pieces]
         level = {row: np.empty(int(starts[-1])) for row in loud_rows}
-        loud = {row: np.empty(int(starts[-1]), dtype=np.bool_) for row in loud_rows}
 
         # Each channel's pieces one after another: piece p at base[p].
         base = np.concatenate([[0], np.cumsum([int(s[-1]) for s in local_starts])]).astype(np.int64)
@@ -593,16 +596,14 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
 
         def levels(job):
             row, p = job
-            _levels(values, bases, strides, firsts[p], local_sizes[p], row, floor[row], starts, level[row], loud[row])
+            w = channels[row].piece(int(base[p]), int(base[p + 1]))
+            _levels(values, bases, strides, firsts[p], local_sizes[p], row, floor[row], starts, level[row],
+                    local_starts[p], w.level, w.loud)
 
         def integrate(job):
             # On the piece's own part of the arrays, so that the queue's reach stays in cache.
             row, p = job
             w = channels[row].piece(int(base[p]), int(base[p + 1]))
-            where = np.concatenate([np.arange(starts[b] + firsts[p][b], starts[b] + firsts[p][b] + local_sizes[p][b])
-                                    for b in range(sizes.shape[0])])
-            np.take(level[row], where, out=w.level)
-            np.take(loud[row], where, out=w.loud)
             _gradients(level[row], starts[:-1], sizes, hops, centre_hz, sigma_hz, sample_rate, firsts[p],
                        local_starts[p], local_sizes[p], w.frequency, w.turn)
             taken = _integrate(w.level, w.loud, w.frequency, w.turn, local_starts[p], local_sizes[p], hops,
@@ -613,7 +614,7 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
         list(pool.map(levels, jobs))
         # Gradients read the levels on both sides of a cut, so all levels come first.
         work = dict(zip(jobs, pool.map(integrate, jobs)))
-        del level, loud
+        del level
         for c in channels.values():
             c.turn[:] = 0.0
         if cuts.shape[0]:
