@@ -101,6 +101,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _channel_view(text: str) -> int | str:
     if text.lstrip("-").isdigit():
         return int(text)

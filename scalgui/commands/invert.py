@@ -32,6 +32,7 @@ from scalgui.cli import (
     _check_output,
     _finite_float,
     _one_line,
+    _positive_float,
     _positive_int,
     _resolve_input,
     _write_text_atomic,
@@ -60,7 +61,7 @@ REPORT_KEYS = (
     "method", "init", "loss", "momentum", "learning_rate", "seed", "iterations_requested", "iterations",
     "cancelled", "spectral_convergence_db", "multiresolution_stft_db", "seconds", "analysis_seconds",
     "device", "voices_per_octave", "bandwidth_voices", "fmin_hz", "fmax_hz", "oversampling", "pad_limit",
-    "coefficients_per_sample",
+    "coefficients_per_sample", "windows", "memory_limit_mb",
     "peak_dbfs", "normalised", "normalised_gain_db", "warm_start_from_true_phase", "history_db",
 )
 
@@ -140,6 +141,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bit-depth", type=int, choices=BIT_DEPTHS, default=None, metavar="16|24|32",
                    help="bits per sample of OUT for WAV/FLAC/AIFF (default: IN's if OUT's format has it, else 24; "
                         "32 = float, WAV only)")
+    p.add_argument("--memory-limit", type=_positive_float, default=None, metavar="MB",
+                   help="working memory the retrieval may take, in MB (default: half of what the device has "
+                        "free); a longer sound is retrieved in overlapping windows that fit")
     p.add_argument("--report", metavar="R.json", help="write a JSON report here")
 
 
@@ -195,6 +199,8 @@ class _ProgressReport:
 
     def __call__(self, p) -> None:
         if self._bar is not None:
+            if self._bar.total != p.iterations:  # a long sound retrieved in windows
+                self._bar.total = p.iterations
             self._bar.n = p.iteration
             self._bar.set_postfix_str(f"SC {p.spectral_convergence_db:.1f} dB", refresh=False)
             self._bar.refresh()
@@ -325,10 +331,11 @@ def invert_file(args: argparse.Namespace) -> dict:
           f"{retrieval.method}, {retrieval.iterations} iterations from the {retrieval.init} phase on {frame.device}",
           file=sys.stderr, flush=True)
     progress = _ProgressReport(retrieval.iterations)
+    memory_limit = None if args.memory_limit is None else int(args.memory_limit * 2**20)
     try:
         result = _retrieve_interruptibly(
             lambda cancel: retrieve(frame, target, retrieval, reference=reference, progress=progress,
-                                    cancel=cancel, progress_every=progress.every))
+                                    cancel=cancel, progress_every=progress.every, memory_limit=memory_limit))
     except ValueError as exc:  # settings that only retrieval can judge
         raise CommandError(_one_line(exc)) from None
     finally:
@@ -386,6 +393,8 @@ def invert_file(args: argparse.Namespace) -> dict:
         "oversampling": float(settings.oversampling),
         "pad_limit": frame.pad_limit,
         "coefficients_per_sample": frame.coefficients_per_sample,
+        "windows": result.windows,
+        "memory_limit_mb": args.memory_limit,
         "peak_dbfs": 20.0 * math.log10(peak) if peak > 0 else None,
         "normalised": peak > 1.0,
         "normalised_gain_db": gain_db,
@@ -418,6 +427,8 @@ def run(args: argparse.Namespace) -> int:
     line = (f"wrote {report['output']}: spectral convergence {db(report['spectral_convergence_db'])} dB after "
             f"{report['iterations']} iterations ({report['seconds']:.2f} s on {report['device']}), "
             f"multi-resolution STFT {db(report['multiresolution_stft_db'])} dB against the input")
+    if report["windows"] > 1:
+        line += f"; retrieved in {report['windows']} overlapping windows to fit in memory"
     if report["cancelled"]:
         line += f"; cancelled after {report['iterations']} of {report['iterations_requested']} iterations"
     if report["normalised"]:

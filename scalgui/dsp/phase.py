@@ -39,15 +39,16 @@ import contextlib
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
 
 from . import fftw_block
 from .frame import Coefficients, WaveletFrame, _scale, compiled_loops_on
+from .memory import RetrievalWindow, plan_windows
 from .metrics import spectral_convergence_db
-from .projections import bound_admm_step, bound_fgla_step, fusable
+from .projections import FREE, bound_admm_step, bound_fgla_step, fusable
 
 __all__ = [
     "METHODS",
@@ -192,10 +193,14 @@ class RetrievalResult:
     cancelled : bool
         Whether a cancel request stopped the run.
     history : list of float
-        Spectral convergence in dB after each iteration.
+        Spectral convergence in dB after each iteration (of each window in turn, and
+        there the window's own).
     loss_history : list of float
         The method's own objective after each iteration (for gradient methods the loss
         they minimise, which for compressed losses is not the spectral convergence).
+    windows : int
+        Windows the signal was retrieved in (1 unless its retrieval did not fit in
+        memory: see :func:`retrieve`); ``iterations`` is then each window's.
     """
 
     signal: torch.Tensor
@@ -205,6 +210,7 @@ class RetrievalResult:
     cancelled: bool
     history: list[float] = field(default_factory=list)
     loss_history: list[float] = field(default_factory=list)
+    windows: int = 1
 
 
 class CancelToken:
@@ -254,6 +260,7 @@ def initial_phase(
     reference: Coefficients | None = None,
     seed: int = 0,
     silence_db: float = -60.0,
+    new_content: str = "pghi",
 ) -> list[torch.Tensor]:
     """Unit-modulus complex phases (real atoms: signs) in the target's layout.
 
@@ -274,6 +281,9 @@ def initial_phase(
         ``"gradient"`` and ``"pghi"``: level relative to the loudest coefficient, in dB,
         below which a coefficient is taken as silent (``"gradient"`` freezes its band's
         phase there, ``"pghi"`` gives it a random phase).
+    new_content : str
+        ``"original"``: the initial phase of the new content (any of :data:`INITS` but
+        ``"original"``).
     """
     frame = target.frame
     table = frame.bands
@@ -293,7 +303,12 @@ def initial_phase(
         new = [t > m * ratio for t, m in zip(groups, moduli)]
         if not any(bool(n.any()) for n in new):
             return known
-        return _with_pghi_where(target, new, known, silence_db=silence_db, seed=seed)
+        if new_content == "pghi":
+            return _with_pghi_where(target, new, known, silence_db=silence_db, seed=seed)
+        if new_content == "original":
+            raise ValueError("the phase of new content cannot itself be 'original'")
+        built = initial_phase(target, new_content, seed=seed, silence_db=silence_db)
+        return [torch.where(n, b, k) for n, b, k in zip(new, built, known)]
     if init == "random":
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         out = []
@@ -413,6 +428,10 @@ class _Run:
                                                   target.pad_left, target.length,
                                                   threads=1 if self.small else torch.get_num_threads())
         self.target_parts = self.parts(target)
+        # A window's margins (FREE magnitudes) are left to what the frame makes of them.
+        free = [t < 0 for t in self.target_parts]
+        self.free = free if any(bool(f.any()) for f in free) else None
+        self.magnitude_parts = self.target_parts if self.free is None else [t.clamp(min=0) for t in self.target_parts]
         self.iterations = iterations
         self.progress = progress
         self.cancel = cancel
@@ -423,7 +442,7 @@ class _Run:
         self.best_db = math.inf
         self.best_signal = None
         self.done = 0
-        self.reference = float(sum(torch.linalg.vector_norm(t) ** 2 for t in self.target_parts))
+        self.reference = float(sum(torch.linalg.vector_norm(t) ** 2 for t in self.magnitude_parts))
 
     def parts(self, coeffs: Coefficients) -> list[torch.Tensor]:
         """``coeffs`` as the tensors element-wise steps work on: one flat one, the groups,
@@ -463,9 +482,14 @@ class _Run:
             return self.frame.synthesize(t.with_flat(parts[0]) if self.flat else t.with_groups(parts))
         return self.frame.inverse_block(parts, t.padded_length, self.plan)[..., t.pad_left : t.pad_left + t.length]
 
-    def magnitudes_with(self, phase: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The target magnitudes with unit-modulus ``phase`` parts: the magnitude projection."""
-        return [_scale(p, t) for p, t in zip(phase, self.target_parts)]
+    def magnitudes_with(self, phase: list[torch.Tensor], free_values: list[torch.Tensor] | None = None,
+                        ) -> list[torch.Tensor]:
+        """The target magnitudes with unit-modulus ``phase`` parts: the magnitude
+        projection of ``free_values`` (free coefficients keep theirs; without them, 0)."""
+        projected = [_scale(p, t) for p, t in zip(phase, self.magnitude_parts)]
+        if self.free is None or free_values is None:
+            return projected
+        return [torch.where(f, v, z) for f, v, z in zip(self.free, free_values, projected)]
 
     def record(self, signal: torch.Tensor, estimate: Coefficients) -> float:
         """Spectral convergence of ``estimate`` against the target, in dB; keeps the
@@ -474,7 +498,10 @@ class _Run:
 
     def record_parts(self, signal: torch.Tensor, parts: list[torch.Tensor]) -> float:
         """As :meth:`record`, for an estimate's parts."""
-        error = sum(torch.linalg.vector_norm(e.abs() - t) ** 2 for e, t in zip(parts, self.target_parts))
+        deviations = [e.abs() - t for e, t in zip(parts, self.target_parts)]
+        if self.free is not None:
+            deviations = [d.masked_fill(f, 0) for d, f in zip(deviations, self.free)]
+        error = sum(torch.linalg.vector_norm(d) ** 2 for d in deviations)
         return self.record_error(signal, float(error))
 
     def record_error(self, signal: torch.Tensor, error: float) -> float:
@@ -522,7 +549,7 @@ def _fgla(phase: list[torch.Tensor], iterations, momentum, run: _Run) -> torch.T
         else:
             db = run.record_parts(signal, rebuilt)
             accelerated = rebuilt if previous is None else [torch.sub(r, p, alpha=beta) for r, p in zip(rebuilt, previous)]
-            synthesis_input = run.magnitudes_with([torch.sgn(a) for a in accelerated])
+            synthesis_input = run.magnitudes_with([torch.sgn(a) for a in accelerated], free_values=accelerated)
             previous = rebuilt
         if run.step(db, 10 ** (db / 10) * reference):
             break
@@ -554,7 +581,7 @@ def _admm(phase: list[torch.Tensor], iterations, run: _Run) -> torch.Tensor:
         else:
             db = run.record_parts(signal, x)
             w = [a + b for a, b in zip(x, u)]
-            z = run.magnitudes_with([torch.sgn(a) for a in w])
+            z = run.magnitudes_with([torch.sgn(a) for a in w], free_values=w)
             u = [a - b for a, b in zip(w, z)]  # u + x - z
             synthesis_input = [a - b for a, b in zip(z, u)]
         if run.step(db, 10 ** (db / 10) * run.reference):
@@ -562,34 +589,38 @@ def _admm(phase: list[torch.Tensor], iterations, run: _Run) -> torch.Tensor:
     return signal
 
 
-def _magnitude_loss(settings: RetrievalSettings, estimate, target, iteration, iterations, reference, floor):
+def _magnitude_loss(settings: RetrievalSettings, estimate, target, iteration, iterations, reference, floor,
+                    free=None):
     """The gradient methods' objective; ``floor`` (a magnitude) keeps the compressed
-    losses smooth near zero, where silence would otherwise dominate their gradients."""
+    losses smooth near zero, where silence would otherwise dominate their gradients;
+    ``free`` masks the coefficients that do not count (a window's margins)."""
     loss_kind = settings.loss
     if loss_kind == "l2-l1":
         loss_kind = "l1" if iteration >= settings.l1_after * iterations else "l2"
     total = 0.0
-    for e, t in zip(estimate, target):
+    for g, (e, t) in enumerate(zip(estimate, target)):
         if loss_kind == "l2":
-            total = total + ((e.abs() - t) ** 2).sum() / reference
+            term, norm = (e.abs() - t) ** 2, reference
         elif loss_kind == "l1":
-            total = total + (e.abs() - t).abs().sum() / reference**0.5
+            term, norm = (e.abs() - t).abs(), reference**0.5
         else:
             # |e| computed as sqrt(|e|^2 + floor^2): differentiable at 0.
             m = (e.real**2 + e.imag**2 + floor**2).sqrt()
             t_floored = (t**2 + floor**2).sqrt()
             if loss_kind == "power":
-                total = total + (m**settings.power - t_floored**settings.power).pow(2).sum() / (
-                    reference ** settings.power
-                )
+                term, norm = (m**settings.power - t_floored**settings.power).pow(2), reference**settings.power
             else:  # log
-                total = total + (torch.log(m) - torch.log(t_floored)).pow(2).sum() / t.numel()
+                term, norm = (torch.log(m) - torch.log(t_floored)).pow(2), t.numel()
+        if free is not None:
+            term = term.masked_fill(free[g], 0)
+        total = total + term.sum() / norm
     return total
 
 
 def _gradient(frame, target: Coefficients, signal, method, iterations, settings, run: _Run) -> torch.Tensor:
     target_groups = target.groups
-    reference = float(_norm_sq(target_groups)) + 1e-30
+    free = [t < 0 for t in target_groups] if run.free is not None else None
+    reference = float(_norm_sq([t.clamp(min=0) for t in target_groups])) + 1e-30
     count = sum(t.numel() for t in target_groups)
     floor = 1e-2 * (reference / count) ** 0.5  # 40 dB below the target's RMS magnitude
     x = signal.detach().clone().requires_grad_(True)
@@ -611,7 +642,7 @@ def _gradient(frame, target: Coefficients, signal, method, iterations, settings,
     def closure():
         optimizer.zero_grad(set_to_none=True)
         estimate = frame.analyze(x).groups
-        loss = _magnitude_loss(settings, estimate, target_groups, run.done, iterations, reference, floor)
+        loss = _magnitude_loss(settings, estimate, target_groups, run.done, iterations, reference, floor, free)
         loss.backward()
         state["estimate"] = [e.detach() for e in estimate]
         state["signal"] = x.detach()
@@ -639,8 +670,18 @@ def retrieve(
     progress: Callable[[RetrievalProgress], None] | None = None,
     cancel: CancelToken | None = None,
     progress_every: int = 1,
+    memory_limit: int | None = None,
 ) -> RetrievalResult:
     """Find a signal whose frame magnitudes match ``target``.
+
+    A signal whose retrieval would not fit in memory (``memory_limit``, by default half
+    of what the device has free: :mod:`scalgui.dsp.memory`) is retrieved in overlapping
+    windows, one after the other, each warm-started from the previous one's result where
+    they overlap (so that their signs and phases agree) and cross-faded into it. Each
+    window holds the atoms' reach beyond the part it keeps, so the windows' seams cost
+    little convergence (measured in the README); the reported spectral convergence is
+    the whole signal's, computed exactly. A cancelled windowed run returns the windows
+    done and the cancelled window's best so far, faded out, with silence after.
 
     Parameters
     ----------
@@ -659,6 +700,11 @@ def retrieve(
         Called with a :class:`RetrievalProgress` every ``progress_every`` iterations.
     cancel : CancelToken, optional
         Checked between iterations; a cancelled run returns its best signal so far.
+    progress_every : int
+        Iterations between progress reports.
+    memory_limit : int, optional
+        Bytes the retrieval's working memory may take (beyond ``target``); None plans
+        with :data:`~scalgui.dsp.memory.MEMORY_SHARE` of the device's free memory.
 
     Returns
     -------
@@ -666,9 +712,26 @@ def retrieve(
         Deterministic for a given seed on a given device.
     """
     target = target.map(lambda g: g.to(device=frame.device, dtype=frame.dtype))
+    if any(bool((g < 0).any()) for g in target.groups):
+        # Below zero is no magnitude (and inside the methods it marks a free coefficient).
+        target = target.map(lambda g: g.clamp(min=0))
+    if target.pad_left == frame.pad and target.padded_length == frame.padded_length(target.length):
+        rows = int(torch.Size(target.batch_shape).numel())
+        plan = plan_windows(frame, target.length, rows, settings.method, memory_limit)
+        if plan is not None:
+            windows, fade = plan
+            return _retrieve_windowed(frame, target, settings, windows, fade, reference=reference,
+                                      initial_signal=initial_signal, progress=progress, cancel=cancel,
+                                      progress_every=progress_every)
+    return _retrieve_whole(frame, target, settings, reference=reference, initial_signal=initial_signal,
+                           progress=progress, cancel=cancel, progress_every=progress_every)
+
+
+def _retrieve_whole(frame, target, settings, *, reference=None, initial_signal=None, progress=None, cancel=None,
+                    progress_every=1, new_content_init="pghi") -> RetrievalResult:
     run = _Run(target, int(settings.iterations), progress, cancel, progress_every)
     with _threads_for(frame, run):
-        return _retrieve(frame, target, settings, run, reference, initial_signal, cancel)
+        return _retrieve(frame, target, settings, run, reference, initial_signal, cancel, new_content_init)
 
 
 @contextlib.contextmanager
@@ -689,7 +752,8 @@ def _threads_for(frame: WaveletFrame, run: _Run):
         torch.set_num_threads(threads)
 
 
-def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, cancel) -> RetrievalResult:
+def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, cancel,
+              new_content_init="pghi") -> RetrievalResult:
     iterations = run.iterations
     with torch.no_grad():
         if initial_signal is not None:
@@ -700,8 +764,9 @@ def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, can
                 )
             phase = [torch.sgn(p) for p in run.analyse(signal)]
         else:
-            phase = run.parts(target.with_groups(initial_phase(target, settings.init, reference=reference,
-                                                               seed=settings.seed)))
+            magnitudes = target if run.free is None else target.map(lambda g: g.clamp(min=0))
+            phase = run.parts(target.with_groups(initial_phase(magnitudes, settings.init, reference=reference,
+                                                               seed=settings.seed, new_content=new_content_init)))
         start_signal = run.synthesise(run.magnitudes_with(phase))
         run.record_parts(start_signal, run.analyse(start_signal))
     method = settings.method
@@ -732,6 +797,169 @@ def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, can
         cancelled=cancel is not None and cancel.cancelled,
         history=run.history,
         loss_history=run.loss_history,
+    )
+
+
+# ---------------------------------------------------------------------------- long signals
+def _window_of(coeffs: Coefficients, start: int, length: int, *, free_margins: bool) -> Coefficients:
+    """The whole signal's coefficients in the layout of the window ``[start, start +
+    length)`` analysed on its own (``start`` is a multiple of the largest hop, so they
+    are columns of the whole's).
+
+    With ``free_margins`` (a target) the columns within the atoms' reach of an inner
+    edge of the window are :data:`~scalgui.dsp.projections.FREE`: their atoms reach
+    beyond the window, into sound the window cannot make. Asked to match them anyway
+    (or zeros there) the window's problem had no solution, and ADMM converged 1-3 dB less
+    far over the whole window, not only at its edges (measured on 50 s of a song at 48
+    voices per octave); left free, the windows converge as far as the whole signal does
+    but at their seams. The columns out to the atoms' reach beyond the signal's own ends
+    stay, as in a whole signal's retrieval.
+    """
+    frame = coeffs.frame
+    padded = frame.padded_length(length)
+    reach = coeffs.pad_left
+    # Padded positions of the columns kept: the window's sample s is at s + reach.
+    lo_q = 2 * reach if free_margins and start > 0 else 0
+    hi_q = length if free_margins and start + length < coeffs.length else padded
+    rows = int(torch.Size(coeffs.batch_shape).numel())
+    like = coeffs.groups[0]
+    flat = torch.full((rows * frame.coefficient_count(padded),), FREE if free_margins else 0.0, dtype=like.dtype,
+                      device=like.device)
+    groups = frame.split_flat(flat, padded, coeffs.batch_shape)
+    for local, whole, hop in zip(groups, coeffs.groups, frame.group_hops):
+        first = start // hop
+        lo = -(-lo_q // hop)
+        count = min(-(-hi_q // hop), local.shape[-1], whole.shape[-1] - first)
+        local[..., lo:count] = whole[..., first + lo : first + count]
+    return Coefficients(groups, frame, length, coeffs.pad_left, padded, coeffs.offset + start)
+
+
+def _continuation(frame: WaveletFrame, out: torch.Tensor, window: RetrievalWindow, fade: int) -> Coefficients:
+    """The analysis of what the windows before left at the start of ``window`` (up to
+    ``fade`` past its core's start, faded out there): the reference phase the window
+    starts from, so that its sign and phases continue theirs."""
+    kept = window.core_start + fade - window.start
+    piece = torch.zeros(*out.shape[:-1], window.length, dtype=out.dtype, device=out.device)
+    piece[..., :kept] = out[..., window.start : window.core_start + fade]
+    piece[..., kept - fade : kept] *= _fade(fade, out.dtype, out.device).flip(0)
+    return frame.analyze(piece)
+
+
+def _splice(out: torch.Tensor, signal: torch.Tensor, window: RetrievalWindow, fade: int, *, first: bool,
+            last: bool) -> int:
+    """Write a window's result into ``out``: cross-faded with the previous window's over
+    ``fade`` samples either side of the core's start, then as it is up to ``fade`` past
+    the core's end (the next window's cross-fade), or to the window's end for the last;
+    ``last`` before the signal's end (a cancel) fades out there. Returns the end of what
+    ``out`` now holds."""
+    start = window.start
+    lo = window.core_start
+    if not first:
+        seam = slice(window.core_start - fade, window.core_start + fade)
+        ramp = _fade(2 * fade, out.dtype, out.device)
+        out[..., seam] = out[..., seam] * (1 - ramp) + signal[..., seam.start - start : seam.stop - start] * ramp
+        lo = window.core_start + fade
+    hi = window.stop if last and window.stop == out.shape[-1] else min(window.core_stop + fade, window.stop)
+    out[..., lo:hi] = signal[..., lo - start : hi - start]
+    if last and hi < out.shape[-1]:
+        tail = min(fade, window.stop - hi)
+        ramp = _fade(tail, out.dtype, out.device).flip(0)
+        out[..., hi : hi + tail] = signal[..., hi - start : hi + tail - start] * ramp
+        hi += tail
+    return hi
+
+
+def _windowed_convergence_db(frame: WaveletFrame, target: Coefficients, out: torch.Tensor,
+                             windows: Sequence[RetrievalWindow], written: int) -> float:
+    """The whole signal's spectral convergence against ``target`` in dB, window by window:
+    each window's core coefficients only reach samples within the window, so analysing the
+    window gives them exactly. Windows from ``written`` on are silent."""
+    reach = target.pad_left
+    end = target.length + 2 * reach  # padded position beyond which no sample reaches
+    energy = sum(float(torch.linalg.vector_norm(g, dtype=torch.float64)) ** 2 for g in target.groups)
+    error = 0.0
+    for k, window in enumerate(windows):
+        lo = 0 if k == 0 else window.core_start + reach
+        hi = end if k == len(windows) - 1 else window.core_stop + reach
+        estimate = frame.analyze(out[..., window.start : window.stop]).groups if window.start < written else None
+        for g, whole, hop in zip(range(len(target.groups)), target.groups, frame.group_hops):
+            first, stop = -(-lo // hop), -(-hi // hop)
+            wanted = whole[..., first:stop]
+            if estimate is None:
+                error += float(torch.linalg.vector_norm(wanted, dtype=torch.float64)) ** 2
+            else:
+                shift = window.start // hop
+                got = estimate[g][..., first - shift : stop - shift].abs()
+                error += float(torch.linalg.vector_norm(got - wanted, dtype=torch.float64)) ** 2
+        del estimate
+    for whole, hop in zip(target.groups, frame.group_hops):
+        error += float(torch.linalg.vector_norm(whole[..., -(-end // hop):], dtype=torch.float64)) ** 2
+    return 10.0 * math.log10(max(error, 1e-30) / max(energy, 1e-30))
+
+
+def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, initial_signal, progress, cancel,
+                       progress_every) -> RetrievalResult:
+    """:func:`retrieve` of a long signal in ``windows`` (see :func:`scalgui.dsp.memory.plan_windows`)."""
+    started = time.perf_counter()
+    iterations = int(settings.iterations)
+    total = iterations * len(windows)
+    if initial_signal is not None:
+        initial_signal = torch.as_tensor(initial_signal).to(device=frame.device, dtype=frame.dtype)
+        if initial_signal.shape[-1] != target.length:
+            raise ValueError(
+                f"initial signal has {initial_signal.shape[-1]} samples, the target describes {target.length}"
+            )
+    out = torch.zeros(*target.batch_shape, target.length, dtype=frame.dtype, device=frame.device)
+    history: list[float] = []
+    loss_history: list[float] = []
+    done: list[int] = []
+    written = 0
+    cancelled = False
+    for k, window in enumerate(windows):
+        local_settings, new_content_init = settings, "pghi"
+        local_reference = local_initial = None
+        if initial_signal is not None:
+            local_initial = initial_signal[..., window.start : window.stop]
+        elif reference is not None:
+            local_reference = _window_of(reference.map(lambda g: g.to(frame.device)), window.start, window.length,
+                                         free_margins=False)
+        elif k > 0:
+            # Phase retrieval cannot tell a signal from its negative, nor (on complex
+            # atoms) settle the phases of separate windows alike: continue the previous
+            # windows' phase, and start new content as the settings say.
+            local_reference = _continuation(frame, out, window, fade)
+            if settings.init != "original":
+                local_settings = replace(settings, init="original")
+                new_content_init = settings.init
+
+        def report(p: RetrievalProgress, before=k * iterations) -> None:
+            elapsed = time.perf_counter() - started
+            count = before + p.iteration
+            progress(RetrievalProgress(count, total, p.loss, p.spectral_convergence_db, elapsed,
+                                       elapsed / max(count, 1) * (total - count)))
+
+        result = _retrieve_whole(frame, _window_of(target, window.start, window.length, free_margins=True),
+                                 local_settings,
+                                 reference=local_reference, initial_signal=local_initial,
+                                 progress=report if progress is not None else None, cancel=cancel,
+                                 progress_every=progress_every, new_content_init=new_content_init)
+        local_reference = None
+        history.extend(result.history)
+        loss_history.extend(result.loss_history)
+        done.append(result.iterations)
+        cancelled = result.cancelled
+        written = _splice(out, result.signal, window, fade, first=k == 0, last=cancelled or k == len(windows) - 1)
+        if cancelled:
+            break
+    return RetrievalResult(
+        signal=out,
+        spectral_convergence_db=_windowed_convergence_db(frame, target, out, windows, written),
+        iterations=done[-1] if cancelled else min(done),
+        seconds=time.perf_counter() - started,
+        cancelled=cancelled,
+        history=history,
+        loss_history=loss_history,
+        windows=len(windows),
     )
 
 

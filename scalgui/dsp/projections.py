@@ -14,6 +14,10 @@ torch formulation it replaces (in :mod:`scalgui.dsp.phase`, still used on GPUs).
 Loops are serial: they are a small part of an iteration once fused, and numba's own
 thread pools must not be entered from two threads at once (the editor renders on a
 worker thread while another thread draws).
+
+A target magnitude below zero (:data:`FREE`) marks a coefficient the magnitude projection
+leaves as it is and the error does not count: the margins of a long signal's windows,
+whose coefficients the neighbouring windows make (see :mod:`scalgui.dsp.memory`).
 """
 from __future__ import annotations
 
@@ -25,7 +29,11 @@ from numba import njit
 
 from .frame import compiled_loops_on
 
-__all__ = ["fusable", "admm_step", "fgla_step", "bound_admm_step", "bound_fgla_step"]
+__all__ = ["FREE", "fusable", "admm_step", "fgla_step", "bound_admm_step", "bound_fgla_step"]
+
+
+#: The target magnitude of a coefficient left free (any magnitude below zero is).
+FREE = -1.0
 
 
 def fusable(parts: list[torch.Tensor], *more: list[torch.Tensor]) -> bool:
@@ -44,15 +52,18 @@ def _admm_loop(x, u, target):
     if target.shape[0] == 0:
         return error
     zero = target[0] - target[0]  # of the target's dtype: a float64 zero stopped vectorisation
+    one = zero + 1
     for i in range(target.shape[0]):
+        t = target[i]
+        free = t < zero
         xr = x[2 * i]
         xi = x[2 * i + 1]
-        deviation = np.sqrt(xr * xr + xi * xi) - target[i]
+        deviation = zero if free else np.sqrt(xr * xr + xi * xi) - t
         error += deviation * deviation
         wr = xr + u[2 * i]
         wi = xi + u[2 * i + 1]
         squared = wr * wr + wi * wi
-        scale = target[i] / np.sqrt(squared) if squared > 0 else zero
+        scale = one if free else (t / np.sqrt(squared) if squared > 0 else zero)
         zr = scale * wr
         zi = scale * wi
         ur = wr - zr
@@ -70,16 +81,19 @@ def _fgla_loop(rebuilt, previous, target, beta, first):
     if target.shape[0] == 0:
         return error
     zero = target[0] - target[0]
+    one = zero + 1
     keep = zero if first else beta
     for i in range(target.shape[0]):
+        t = target[i]
+        free = t < zero
         rr = rebuilt[2 * i]
         ri = rebuilt[2 * i + 1]
-        deviation = np.sqrt(rr * rr + ri * ri) - target[i]
+        deviation = zero if free else np.sqrt(rr * rr + ri * ri) - t
         error += deviation * deviation
         ar = rr - keep * previous[2 * i]
         ai = ri - keep * previous[2 * i + 1]
         squared = ar * ar + ai * ai
-        scale = target[i] / np.sqrt(squared) if squared > 0 else zero
+        scale = one if free else (t / np.sqrt(squared) if squared > 0 else zero)
         previous[2 * i] = rr
         previous[2 * i + 1] = ri
         rebuilt[2 * i] = scale * ar
