@@ -133,6 +133,38 @@ def test_pghi_pieces_join_into_the_phase_of_the_whole(frame):
     assert off / sum(float(m.sum()) for m in target.groups) < 0.25
 
 
+def test_pghi_continues_known_phases(frame):
+    # The first second's true phase known, as a window of a long retrieval knows the
+    # windows before: the loud coefficients keep it, and the integration carries it on.
+    # Measured over the next 20 ms, weighted by magnitude: 0.23 rad off the truth where
+    # integrating without the known phase starts 1.4 off (islands rooted at 0).
+    coeffs, target = magnitudes(frame, _mix(2.0))
+    truth = [c / c.abs().clamp_min(1e-30) for c in coeffs.groups]
+    junction = target.padded_length // 2
+    columns = [torch.arange(t.shape[-1]) * hop for t, hop in zip(truth, frame.group_hops)]
+    known = [torch.where(c < junction, t, 0) for t, c in zip(truth, columns)]
+    continued = pghi.pghi_phase(target, known=known)
+    alone = pghi.pghi_phase(target)
+    table = frame.bands
+    wavelet_groups = [g for g in range(len(truth)) if not table.real[table.group == g][0]]
+    floor = 1e-3 * max(float(m.max()) for m in target.groups)  # PGHI's -60 dB silence
+    kept = [(continued[g] - truth[g]).abs()[(columns[g] < junction) & (target.groups[g] > floor)]
+            for g in wavelet_groups]
+    assert float(torch.cat(kept).max()) < 1e-4
+
+    def off_after_junction(phases, seconds=0.02):
+        error = weight = 0.0
+        for g in wavelet_groups:
+            m = target.groups[g][..., (columns[g] >= junction) & (columns[g] < junction + seconds * SR)]
+            d = (phases[g] - truth[g])[..., (columns[g] >= junction) & (columns[g] < junction + seconds * SR)]
+            error += float((m * d.abs()).sum())
+            weight += float(m.sum())
+        return error / weight
+
+    assert off_after_junction(continued) < 0.4
+    assert off_after_junction(alone) > 1.0
+
+
 def test_pghi_gives_the_same_phase_on_any_number_of_cores(frame, monkeypatch):
     x = np.stack([_mix(2.0), signals.chord((110.0, 165.0), 2.0, SR)])
     _, target = magnitudes(frame, x)

@@ -169,20 +169,58 @@ def _island_peak(start, level, loud, band_of, starts, sizes, hops, seen, stack, 
 
 
 @njit(cache=True, nogil=True)
+def _grow(first, after, top, waiting, taken, level, low, loud, frequency, delay, starts, sizes, hops, centre_hz,
+          sample_rate, phase, done, parent, order, band_of, links):
+    """Drains the bucket queue (``waiting`` coefficients, the loudest in bucket ``top``
+    or below): each taken coefficient gives its loud neighbours not yet reached the phase
+    integrated over the link, trapezoidal rule (along time with the instantaneous
+    frequency, across bands with the group delay), and queues them. Returns ``taken``
+    plus how many it took."""
+    two_pi = 2.0 * math.pi
+    while waiting > 0:
+        while first[top] < 0:
+            top -= 1
+        n = first[top]
+        first[top] = after[n]
+        waiting -= 1
+        order[taken] = n
+        taken += 1
+        b = band_of[n]
+        for i in range(_links(n, band_of, starts, sizes, hops, links)):
+            nb, j = links[i, 0], links[i, 1]
+            if loud[nb] and not done[nb]:
+                if j == b:
+                    dm = 1 if nb > n else -1
+                    phase[nb] = phase[n] + two_pi * 0.5 * (frequency[n] + frequency[nb]) * dm * hops[b] / sample_rate
+                else:
+                    phase[nb] = phase[n] + two_pi * 0.5 * (delay[n] + delay[nb]) * (centre_hz[j] - centre_hz[b])
+                done[nb] = True
+                parent[nb] = n
+                q = int((level[nb] - low) * BUCKETS_PER_NEPER)
+                first[q], after[nb] = nb, first[q]
+                waiting += 1
+                top = max(top, q)
+    return taken
+
+
+@njit(cache=True, nogil=True)
 def _integrate(level, loud, frequency, delay, starts, sizes, hops, centre_hz, sample_rate, phase, done, parent,
-               order, band_of, seen, after):
+               order, band_of, seen, after, fixed, fixed_phase):
     """PGHI's integration of one piece (its bands laid end to end, band ``b`` at
     ``starts[b]``, its first coefficients at the piece's start). Each island of loud
     coefficients starts from its loudest and always continues from the loudest
-    coefficient reached so far (a bucket queue: see :data:`BUCKETS_PER_NEPER`), giving
-    each loud neighbour the phase integrated over the link, trapezoidal rule: along
-    time with the instantaneous frequency, across bands with the group delay. Writes
-    the phases (radians, unwrapped) into ``phase``, which coefficients were reached (the
-    loud ones) into ``done`` and the coefficient each was reached from into ``parent``
-    (-1 for an island's loudest): the integration's tree; and into ``order`` the reached
-    coefficients in the order they were taken from the queue (every parent before its
-    children), returning how many. ``band_of``, ``seen`` (all false) and ``after`` are
-    scratch arrays as long as ``level``.
+    coefficient reached so far (a bucket queue: see :data:`BUCKETS_PER_NEPER`): see
+    :func:`_grow`. Writes the phases (radians, unwrapped) into ``phase``, which
+    coefficients were reached (the loud ones) into ``done`` and the coefficient each was
+    reached from into ``parent`` (-1 for an island's loudest): the integration's tree;
+    and into ``order`` the reached coefficients in the order they were taken from the
+    queue (every parent before its children), returning how many. ``band_of``, ``seen``
+    (all false) and ``after`` are scratch arrays as long as ``level``.
+
+    Where ``fixed`` (as long as ``level``, or empty) holds, the phase is known
+    (``fixed_phase``, radians): the loud ones all start the queue, each with its own
+    phase, and the islands they are in grow from them, as RTPGHI continues the phase
+    of the frames before.
 
     Islands share no link, so the order they are taken in changes nothing; each one's
     loudest is found by a flood fill (sorting every loud coefficient by level to find
@@ -199,9 +237,21 @@ def _integrate(level, loud, frequency, delay, starts, sizes, hops, centre_hz, sa
     first = np.full(int((high - low) * BUCKETS_PER_NEPER) + 1 if high >= low else 1, -1, dtype=np.int64)
     taken = 0
     links = np.empty((4, 2), dtype=np.int64)
-    two_pi = 2.0 * math.pi
+    if fixed.shape[0]:
+        waiting, top = 0, 0
+        for i in range(count):
+            if fixed[i] and loud[i]:
+                done[i] = True
+                phase[i] = fixed_phase[i]
+                parent[i] = -1
+                q = int((level[i] - low) * BUCKETS_PER_NEPER)
+                first[q], after[i] = i, first[q]
+                waiting += 1
+                top = max(top, q)
+        taken = _grow(first, after, top, waiting, taken, level, low, loud, frequency, delay, starts, sizes, hops,
+                      centre_hz, sample_rate, phase, done, parent, order, band_of, links)
     for start in range(count):
-        if not loud[start] or seen[start]:
+        if not loud[start] or seen[start] or done[start]:
             continue
         # The buckets are empty between islands: the list array serves as the fill's stack.
         seed = _island_peak(start, level, loud, band_of, starts, sizes, hops, seen, after, links)
@@ -210,31 +260,23 @@ def _integrate(level, loud, frequency, delay, starts, sizes, hops, centre_hz, sa
         parent[seed] = -1
         top = int((level[seed] - low) * BUCKETS_PER_NEPER)
         first[top], after[seed] = seed, first[top]
-        waiting = 1
-        while waiting > 0:
-            while first[top] < 0:
-                top -= 1
-            n = first[top]
-            first[top] = after[n]
-            waiting -= 1
-            order[taken] = n
-            taken += 1
-            b = band_of[n]
-            for i in range(_links(n, band_of, starts, sizes, hops, links)):
-                nb, j = links[i, 0], links[i, 1]
-                if loud[nb] and not done[nb]:
-                    if j == b:
-                        dm = 1 if nb > n else -1
-                        phase[nb] = phase[n] + two_pi * 0.5 * (frequency[n] + frequency[nb]) * dm * hops[b] / sample_rate
-                    else:
-                        phase[nb] = phase[n] + two_pi * 0.5 * (delay[n] + delay[nb]) * (centre_hz[j] - centre_hz[b])
-                    done[nb] = True
-                    parent[nb] = n
-                    q = int((level[nb] - low) * BUCKETS_PER_NEPER)
-                    first[q], after[nb] = nb, first[q]
-                    waiting += 1
-                    top = max(top, q)
+        taken = _grow(first, after, top, 1, taken, level, low, loud, frequency, delay, starts, sizes, hops,
+                      centre_hz, sample_rate, phase, done, parent, order, band_of, links)
     return taken
+
+
+@njit(cache=True, nogil=True)
+def _fixed(known, bases, strides, first, sizes, row, fixed, fixed_phase):
+    """Where a channel's piece (laid out as for :func:`_peak`) has a known phase (a
+    nonzero ``known`` phasor): into ``fixed``, and its angle (radians) into ``fixed_phase``."""
+    n = 0
+    for b in range(bases.shape[0]):
+        at = bases[b] + row * strides[b] + first[b]
+        for k in range(sizes[b]):
+            v = known[at + k]
+            fixed[n] = v != 0
+            fixed_phase[n] = math.atan2(v.imag, v.real)
+            n += 1
 
 
 # Joining the pieces. The queue grows each island's tree along its loudest links, much as
@@ -513,7 +555,7 @@ class _Channel:
 
 
 def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0,
-               piece_seconds: float | None = None) -> list[torch.Tensor]:
+               piece_seconds: float | None = None, known: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Unit-modulus phases for ``target``'s magnitudes by phase-gradient integration.
 
     A signal longer than a piece is integrated in pieces (cut at multiples of the
@@ -536,6 +578,11 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
     piece_seconds : float or None
         Length of the pieces (seconds); ``None`` for :data:`PIECE_SECONDS`, ``inf`` for
         one piece.
+    known : list of torch.Tensor, optional
+        Phases already known, as unit phasors in ``target``'s group layout, 0 where
+        unknown: the integration grows from them into the islands they touch (and the
+        signal is integrated in one piece, so that no join turns them). Where the
+        phase is known the result is that phase for the loud coefficients.
 
     Returns
     -------
@@ -569,6 +616,9 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
     phases = torch.from_numpy(out)
 
     seconds = PIECE_SECONDS if piece_seconds is None else float(piece_seconds)
+    if known is not None:
+        seconds = math.inf
+        known_values = np.concatenate([k.detach().to("cpu", torch.complex128).reshape(-1).numpy() for k in known])
     span = target.padded_length
     top = frame.max_hop
     piece = span if not math.isfinite(seconds) else max(int(round(seconds * sample_rate / top)), 1) * top
@@ -606,8 +656,13 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
             w = channels[row].piece(int(base[p]), int(base[p + 1]))
             _gradients(level[row], starts[:-1], sizes, hops, centre_hz, sigma_hz, sample_rate, firsts[p],
                        local_starts[p], local_sizes[p], w.frequency, w.turn)
+            fixed, fixed_phase = np.zeros(0, dtype=np.bool_), np.zeros(0)
+            if known is not None:
+                fixed, fixed_phase = np.empty(w.level.shape[0], dtype=np.bool_), np.empty(w.level.shape[0])
+                _fixed(known_values, bases, strides, firsts[p], local_sizes[p], row, fixed, fixed_phase)
             taken = _integrate(w.level, w.loud, w.frequency, w.turn, local_starts[p], local_sizes[p], hops,
-                               centre_hz, sample_rate, w.phase, w.done, w.parent, w.order, w.band_of, w.seen, w.after)
+                               centre_hz, sample_rate, w.phase, w.done, w.parent, w.order, w.band_of, w.seen, w.after,
+                               fixed, fixed_phase)
             w.order = w.order[:taken]
             return w
 

@@ -378,7 +378,11 @@ def _with_pghi_where(target: Coefficients, new: list[torch.Tensor], phase: list[
     hi = min(-(-last // top) * top + top, target.padded_length)
     window = [slice(lo // hop, hi // hop) for hop in hops]
     span = Coefficients([g[..., w] for g, w in zip(target.groups, window)], target.frame, hi - lo, 0, hi - lo)
-    built = pghi_phase(span, silence_db=silence_db, seed=seed)
+    # Integrated from the known phases where new content joins them (as RTPGHI continues
+    # the frames before): started from its own loudest coefficient instead, new content
+    # met the known phase with a jump in each band, which the iterations did not undo.
+    known = [torch.where(n[..., w], 0, p[..., w]) for p, n, w in zip(phase, new, window)]
+    built = pghi_phase(span, silence_db=silence_db, seed=seed, known=known)
     out = []
     for p, n, b, w in zip(phase, new, built, window):
         p = p.clone()
@@ -405,8 +409,10 @@ class _Run:
     """Book-keeping shared by the methods: best result, history, progress, cancel, and
     the layout the projection methods iterate in."""
 
-    def __init__(self, target: Coefficients, iterations, progress, cancel, every):
+    def __init__(self, target: Coefficients, iterations, progress, cancel, every, pinned=None):
         frame = target.frame
+        # Samples at the signal's start that every synthesis keeps (a window's past).
+        self.pinned = pinned
         self.frame = frame
         self.target = target
         rows = int(torch.Size(target.batch_shape).numel())
@@ -474,13 +480,22 @@ class _Run:
         return self.frame.forward_block(padded, self.plan)
 
     def synthesise(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """The signal whose coefficients are nearest to ``parts`` (through the dual frame)."""
+        """The signal whose coefficients are nearest to ``parts`` (through the dual frame),
+        with the pinned samples (if any) put back."""
         t = self.target
         if self.block is not None:
-            return self.block.synthesise(parts[0])
-        if self.plan is None:
-            return self.frame.synthesize(t.with_flat(parts[0]) if self.flat else t.with_groups(parts))
-        return self.frame.inverse_block(parts, t.padded_length, self.plan)[..., t.pad_left : t.pad_left + t.length]
+            signal = self.block.synthesise(parts[0])
+        elif self.plan is None:
+            signal = self.frame.synthesize(t.with_flat(parts[0]) if self.flat else t.with_groups(parts))
+        else:
+            signal = self.frame.inverse_block(parts, t.padded_length, self.plan)[..., t.pad_left : t.pad_left + t.length]
+        return self.pin(signal)
+
+    def pin(self, signal: torch.Tensor) -> torch.Tensor:
+        """``signal`` (a new tensor: changed in place) with the pinned samples put back."""
+        if self.pinned is not None:
+            signal[..., : self.pinned.shape[-1]] = self.pinned
+        return signal
 
     def magnitudes_with(self, phase: list[torch.Tensor], free_values: list[torch.Tensor] | None = None,
                         ) -> list[torch.Tensor]:
@@ -651,6 +666,8 @@ def _gradient(frame, target: Coefficients, signal, method, iterations, settings,
 
     for _ in range(iterations):
         optimizer.step(closure)
+        with torch.no_grad():
+            run.pin(x)
         if scheduler is not None:
             scheduler.step()
         # The closure's estimate belongs to the signal before the step: record that pair.
@@ -728,8 +745,8 @@ def retrieve(
 
 
 def _retrieve_whole(frame, target, settings, *, reference=None, initial_signal=None, progress=None, cancel=None,
-                    progress_every=1, new_content_init="pghi") -> RetrievalResult:
-    run = _Run(target, int(settings.iterations), progress, cancel, progress_every)
+                    progress_every=1, new_content_init="pghi", pinned=None) -> RetrievalResult:
+    run = _Run(target, int(settings.iterations), progress, cancel, progress_every, pinned)
     with _threads_for(frame, run):
         return _retrieve(frame, target, settings, run, reference, initial_signal, cancel, new_content_init)
 
@@ -917,7 +934,12 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
     cancelled = False
     for k, window in enumerate(windows):
         local_settings, new_content_init = settings, "pghi"
-        local_reference = local_initial = None
+        local_reference = local_initial = pinned = None
+        if k > 0:
+            # The window's margin before the cross-fade is the signal the windows before
+            # made: kept, it is the past the window's sound continues, as in a whole
+            # signal's retrieval, so that the two sides of the cross-fade agree.
+            pinned = out[..., window.start : window.core_start - fade].clone()
         if initial_signal is not None:
             local_initial = initial_signal[..., window.start : window.stop]
         elif reference is not None:
@@ -942,7 +964,7 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
                                  local_settings,
                                  reference=local_reference, initial_signal=local_initial,
                                  progress=report if progress is not None else None, cancel=cancel,
-                                 progress_every=progress_every, new_content_init=new_content_init)
+                                 progress_every=progress_every, new_content_init=new_content_init, pinned=pinned)
         local_reference = None
         history.extend(result.history)
         loss_history.extend(result.loss_history)
