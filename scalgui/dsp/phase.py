@@ -703,11 +703,13 @@ def retrieve(
 
     A signal whose retrieval would not fit in memory (``memory_limit``, by default half
     of what the device has free: :mod:`scalgui.dsp.memory`) is retrieved in overlapping
-    windows, one after the other, each warm-started from the previous one's result where
-    they overlap (so that their signs and phases agree) and cross-faded into it. Each
-    window holds the atoms' reach beyond the part it keeps, so the windows' seams cost
-    little convergence (measured in the README); the reported spectral convergence is
-    the whole signal's, computed exactly. A cancelled windowed run returns the windows
+    windows, one after the other. Each window after the first keeps the samples the
+    windows before made up to its cross-fade (pinned), starts from their phase where
+    they reach and integrates its new content's PGHI phase from that phase, so that the
+    windows agree across the overlap, and is cross-faded into them. Each window holds
+    the atoms' reach beyond the part it keeps, so the windows' seams cost little
+    convergence (measured in the README); the reported spectral convergence is the
+    whole signal's, computed exactly. A cancelled windowed run returns the windows
     done and the cancelled window's best so far, faded out, with silence after.
 
     Parameters
@@ -841,7 +843,7 @@ def _window_of(coeffs: Coefficients, start: int, length: int, *, free_margins: b
     (or zeros there) the window's problem had no solution, and ADMM converged 1-3 dB less
     far over the whole window, not only at its edges (measured on 50 s of a song at 48
     voices per octave); left free, the windows converge as far as the whole signal does
-    but at their seams. The columns out to the atoms' reach beyond the signal's own ends
+    (the samples pinned at a window's start keep what lies before in step). The columns out to the atoms' reach beyond the signal's own ends
     stay, as in a whole signal's retrieval.
     """
     frame = coeffs.frame
