@@ -147,3 +147,28 @@ def test_a_cancelled_windowed_run_keeps_the_windows_done(frame, long_stereo, tar
     assert float(y[..., : windows[1].core_stop].abs().amax(-1).min()) > 0.1
     assert float(y[..., end:].abs().max()) == 0.0
     assert result.spectral_convergence_db == pytest.approx(_exact_db(frame, y, target), abs=0.02)
+
+
+def test_a_continuing_windows_phase_is_the_original_phase_continued(frame, long_stereo, target):
+    # The windowed retrieval builds a continuing window's start itself (to let the
+    # continuation's coefficients go before PGHI): it must be initial_phase's "original"
+    # start from the continuation, new content integrated from the known phase.
+    from scalgui.dsp import phase as phase_module
+
+    windows, fade = plan_windows(frame, long_stereo.shape[-1], 2, "admm", _two_window_limit(frame, long_stereo))
+    window = windows[1]
+    out = torch.as_tensor(long_stereo).clone()
+    out[..., window.core_start + fade :] = 0  # the windows before wrote up to here
+    local = phase_module._window_of(target, window.start, window.length, free_margins=True)
+    settings = RetrievalSettings(init="pghi", seed=3)
+    built = phase_module._continuing_phase(frame, local, out, window, fade, settings)
+    expected = phase_module.initial_phase(local.map(lambda g: g.clamp(min=0)), "original",
+                                          reference=phase_module._continuation(frame, out, window, fade),
+                                          seed=3, new_content="pghi", continue_known=True)
+    for b, e in zip(built, expected):
+        assert torch.equal(b, e)
+    # Where the continuation is loud its phase is kept; past it, PGHI's new content.
+    reference = phase_module._continuation(frame, out, window, fade)
+    loud = reference.groups[-1].abs() > 1e-3 * float(reference.groups[-1].abs().max())
+    kept = torch.sgn(reference.groups[-1])[loud]
+    assert torch.allclose(built[-1][loud], kept, atol=1e-5)

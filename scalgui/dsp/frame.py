@@ -328,13 +328,11 @@ class _Plan:
     # place), so that every gather, scatter and scale is one operation per block
     # transform rather than one per group: on short signals the per-operation cost, not
     # arithmetic, is much of the time.
+    # The flat layout's arrays (flat_bins, flat_window, flat_analysis_window, flat_index)
+    # are built from the groups on first use: only small blocks use that layout, and on
+    # a long block they were more than half of the plan (0.6 of 1.0 GB for 39 s at 48
+    # voices), held for as long as the plan is cached.
     total: int = 0  # coefficients per signal
-    flat_bins: torch.Tensor | None = None  # [W] long: rfft bin of every atom entry, all groups
-    entry_offset: torch.Tensor | None = None  # [W] long: its group's offset per signal (sum of earlier sizes)
-    entry_size: torch.Tensor | None = None  # [W] long: its group's coefficients per signal
-    entry_local: torch.Tensor | None = None  # [W] long: band row * length + slot within the group
-    flat_window: torch.Tensor | None = None  # [W] real: synthesis weights
-    flat_analysis_window: torch.Tensor | None = None  # [W] real: analysis weights
     # Per group of a content plan (WaveletFrame.content_plan): where its coefficients sit
     # in the plain plan's time axis, or None for a group that is not strided.
     times: list[torch.Tensor | None] = field(default_factory=list)
@@ -345,13 +343,44 @@ class _Plan:
         """Whether this is a :meth:`WaveletFrame.content_plan` with strided groups."""
         return any(t is not None for t in self.times)
 
+    def _flat(self, name: str) -> torch.Tensor:
+        if "flat_bins" not in self.extra:
+            groups = self.groups
+            self.extra["flat_bins"] = torch.cat([g.flat_bins for g in groups])  # [W] rfft bin of every atom entry
+            self.extra["flat_window"] = torch.cat([g.window.reshape(-1) for g in groups])  # [W] synthesis weights
+            self.extra["flat_analysis_window"] = torch.cat([g.analysis_window.reshape(-1) for g in groups])
+        return self.extra[name]
+
+    @property
+    def flat_bins(self) -> torch.Tensor:
+        """``[W]``: the rfft bin of every atom entry, all groups one after another."""
+        return self._flat("flat_bins")
+
+    @property
+    def flat_window(self) -> torch.Tensor:
+        """``[W]``: the synthesis weight of every atom entry."""
+        return self._flat("flat_window")
+
+    @property
+    def flat_analysis_window(self) -> torch.Tensor:
+        """``[W]``: the analysis weight of every atom entry."""
+        return self._flat("flat_analysis_window")
+
     def flat_index(self, rows: int) -> torch.Tensor:
         """``[rows * W]``: where each (signal, atom entry) lands in the flat buffer of
-        ``rows`` signals."""
+        ``rows`` signals: its group's offset (``rows`` times the earlier groups' sizes),
+        plus the signal's place within the group, plus band row * length + slot."""
         index = self.extra.get(("flat_index", rows))
         if index is None:
-            r = torch.arange(rows, device=self.flat_bins.device).unsqueeze(1)
-            index = (rows * self.entry_offset + r * self.entry_size + self.entry_local).reshape(-1)
+            parts, offset = [], 0
+            for g in self.groups:
+                size = g.bins.shape[0] * g.length
+                local = (torch.arange(g.bins.shape[0], device=g.slots.device).unsqueeze(1) * g.length
+                         + g.slots).reshape(-1)
+                r = torch.arange(rows, device=local.device).unsqueeze(1)
+                parts.append(rows * offset + r * size + local)
+                offset += size
+            index = torch.cat(parts, dim=1).reshape(-1)
             self.extra[("flat_index", rows)] = index
         return index
 
@@ -823,21 +852,12 @@ class WaveletFrame:
         if np.any(frame_weight <= 0):
             raise RuntimeError("frame does not cover every frequency bin; this is a design bug")
         sizes = [g.bins.shape[0] * g.length for g in groups]
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
-        local = [(torch.arange(g.bins.shape[0], device=self.device).unsqueeze(1) * g.length + g.slots).reshape(-1)
-                 for g in groups]
         return _Plan(
             n=n,
             groups=groups,
             onesided=torch.as_tensor(onesided, dtype=self.dtype, device=self.device),
             dual_weight=torch.as_tensor(1.0 / (frame_weight * onesided), dtype=self.dtype, device=self.device),
             total=int(sum(sizes)),
-            flat_bins=torch.cat([g.flat_bins for g in groups]),
-            entry_offset=torch.cat([torch.full_like(x, off) for x, off in zip(local, offsets)]),
-            entry_size=torch.cat([torch.full_like(x, size) for x, size in zip(local, sizes)]),
-            entry_local=torch.cat(local),
-            flat_window=torch.cat([g.window.reshape(-1) for g in groups]),
-            flat_analysis_window=torch.cat([g.analysis_window.reshape(-1) for g in groups]),
             times=times,
         )
 

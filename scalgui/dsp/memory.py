@@ -2,10 +2,10 @@
 
 Phase retrieval holds several coefficient-sized arrays at once (the target, the current
 estimate, FGLA's previous estimate or ADMM's dual, the FFT work space), so its memory
-grows with the signal: 60 s of stereo at 48 voices per octave peaked at 6.6 GB on the
-CPU, and a 10-minute song would need about 50 GB. :func:`plan_windows` cuts a signal
-whose retrieval would not fit in a budget into overlapping windows that do; the budget is
-by default half of what the device has free (:func:`available_bytes`).
+grows with the signal: 60 s of stereo at 48 voices per octave peaked at 4.4 GB on the
+CPU (the whole process), and a 10-minute song would need about 35 GB. :func:`plan_windows`
+cuts a signal whose retrieval would not fit in a budget into overlapping windows that
+do; the budget is by default half of what the device has free (:func:`available_bytes`).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: Peak working memory of a retrieval per complex coefficient of each signal, in bytes,
 #: beyond the whole signal's target. Measured on 60 s of stereo at 48 voices per octave
-#: (50.8 million coefficients per channel) on the CPU: the PGHI start peaks at 67 bytes,
+#: (25.4 million coefficients per channel) on the CPU: the PGHI start peaks at 67 bytes,
 #: ADMM at 52, FGLA at 45, Adam at 61; 80 leaves room for a window's own copy of its
 #: target (4 bytes) and of a reference phase (8 bytes).
 RETRIEVAL_BYTES_PER_COEFFICIENT = 80

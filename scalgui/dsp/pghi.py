@@ -266,16 +266,17 @@ def _integrate(level, loud, frequency, delay, starts, sizes, hops, centre_hz, sa
 
 
 @njit(cache=True, nogil=True)
-def _fixed(known, bases, strides, first, sizes, row, fixed, fixed_phase):
+def _fixed(known_angle, bases, strides, first, sizes, row, fixed, fixed_phase):
     """Where a channel's piece (laid out as for :func:`_peak`) has a known phase (a
-    nonzero ``known`` phasor): into ``fixed``, and its angle (radians) into ``fixed_phase``."""
+    ``known_angle`` in radians, NaN where unknown): into ``fixed``, and the angle into
+    ``fixed_phase``."""
     n = 0
     for b in range(bases.shape[0]):
         at = bases[b] + row * strides[b] + first[b]
         for k in range(sizes[b]):
-            v = known[at + k]
-            fixed[n] = v != 0
-            fixed_phase[n] = math.atan2(v.imag, v.real)
+            v = known_angle[at + k]
+            fixed[n] = not math.isnan(v)
+            fixed_phase[n] = 0.0 if math.isnan(v) else v
             n += 1
 
 
@@ -618,7 +619,19 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
     seconds = PIECE_SECONDS if piece_seconds is None else float(piece_seconds)
     if known is not None:
         seconds = math.inf
-        known_values = np.concatenate([k.detach().to("cpu", torch.complex128).reshape(-1).numpy() for k in known])
+        # Angles in single precision (a start: the integration adds in double from it),
+        # written group by group: a long window's phasors are hundreds of MB.
+        known_angle = np.empty(sum(k.numel() for k in known), dtype=np.float32)
+        at = 0
+        for k in known:
+            k = k.detach().to("cpu")
+            angle = torch.from_numpy(known_angle[at : at + k.numel()]).view(k.shape)
+            if k.is_complex():
+                torch.angle(k, out=angle)
+            else:
+                angle.copy_(torch.where(k < 0, math.pi, 0.0))
+            angle.masked_fill_(k == 0, math.nan)
+            at += k.numel()
     span = target.padded_length
     top = frame.max_hop
     piece = span if not math.isfinite(seconds) else max(int(round(seconds * sample_rate / top)), 1) * top
@@ -656,10 +669,11 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
             w = channels[row].piece(int(base[p]), int(base[p + 1]))
             _gradients(level[row], starts[:-1], sizes, hops, centre_hz, sigma_hz, sample_rate, firsts[p],
                        local_starts[p], local_sizes[p], w.frequency, w.turn)
-            fixed, fixed_phase = np.zeros(0, dtype=np.bool_), np.zeros(0)
+            fixed, fixed_phase = np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.float32)
             if known is not None:
-                fixed, fixed_phase = np.empty(w.level.shape[0], dtype=np.bool_), np.empty(w.level.shape[0])
-                _fixed(known_values, bases, strides, firsts[p], local_sizes[p], row, fixed, fixed_phase)
+                fixed = np.empty(w.level.shape[0], dtype=np.bool_)
+                fixed_phase = np.empty(w.level.shape[0], dtype=np.float32)
+                _fixed(known_angle, bases, strides, firsts[p], local_sizes[p], row, fixed, fixed_phase)
             taken = _integrate(w.level, w.loud, w.frequency, w.turn, local_starts[p], local_sizes[p], hops,
                                centre_hz, sample_rate, w.phase, w.done, w.parent, w.order, w.band_of, w.seen, w.after,
                                fixed, fixed_phase)

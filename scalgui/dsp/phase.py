@@ -39,7 +39,7 @@ import contextlib
 import math
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
@@ -54,6 +54,7 @@ __all__ = [
     "METHODS",
     "RETRIEVAL_METHOD",
     "NEW_CONTENT_DB",
+    "SILENCE_DB",
     "LOSSES",
     "INITS",
     "RetrievalSettings",
@@ -81,6 +82,10 @@ INITS = ("random", "original", "centre", "gradient", "pghi")
 #: 20 dB by measurement (scripts/warm_start_sweep.py, in the README): gains of up to
 #: +20 dB keep the source's phase, which is right for them.
 NEW_CONTENT_DB = 20.0
+
+#: The ``"gradient"`` and ``"pghi"`` initial phases take a coefficient more than this many
+#: dB below its channel's loudest as silent (dB).
+SILENCE_DB = -60.0
 
 
 @dataclass(frozen=True)
@@ -259,7 +264,7 @@ def initial_phase(
     *,
     reference: Coefficients | None = None,
     seed: int = 0,
-    silence_db: float = -60.0,
+    silence_db: float = SILENCE_DB,
     new_content: str = "pghi",
     continue_known: bool = False,
 ) -> list[torch.Tensor]:
@@ -304,23 +309,9 @@ def initial_phase(
     if init == "original":
         if reference is None:
             raise ValueError("the 'original' initial phase needs a reference signal or coefficients")
-        moduli = [r.abs() for r in reference.groups]
-        known = [r / m.clamp_min(1e-30) * (m > 0) + (m == 0) for r, m in zip(reference.groups, moduli)]
-        # Where the target asks for far more than the reference holds (a partial painted
-        # into silence, content moved by a transpose), the reference's phase is that of
-        # round-off or faint noise, and FGLA starting from it converged 2-2.7 dB less far
-        # in the editor's 32 iterations (scripts/warm_start_sweep.py): take PGHI's there.
-        ratio = 10 ** (NEW_CONTENT_DB / 20)
-        new = [t > m * ratio for t, m in zip(groups, moduli)]
-        if not any(bool(n.any()) for n in new):
-            return known
-        if new_content == "pghi":
-            return _with_pghi_where(target, new, known, silence_db=silence_db, seed=seed,
-                                    continue_known=continue_known)
-        if new_content == "original":
-            raise ValueError("the phase of new content cannot itself be 'original'")
-        built = initial_phase(target, new_content, seed=seed, silence_db=silence_db)
-        return [torch.where(n, b, k) for n, b, k in zip(new, built, known)]
+        known, new = _known_and_new(target, reference)
+        return _with_new_content(target, known, new, new_content, silence_db=silence_db, seed=seed,
+                                 continue_known=continue_known)
     if init == "random":
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         out = []
@@ -368,10 +359,45 @@ def initial_phase(
     return out
 
 
+def _known_and_new(target: Coefficients, reference: Coefficients) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The reference's phase as unit phasors (1 where it is 0), and where ``target`` is new
+    content: more than :data:`NEW_CONTENT_DB` above the reference's magnitude.
+
+    Where the target asks for far more than the reference holds (a partial painted into
+    silence, content moved by a transpose), the reference's phase is that of round-off
+    or faint noise, and FGLA starting from it converged 2-2.7 dB less far in the
+    editor's 32 iterations (scripts/warm_start_sweep.py): the new content takes another
+    initial phase (:func:`_with_new_content`).
+    """
+    ratio = 10 ** (NEW_CONTENT_DB / 20)
+    known, new = [], []
+    for t, r in zip(target.groups, reference.groups):
+        m = r.abs()  # one group's moduli at a time: a long window's are hundreds of MB
+        known.append(r / m.clamp_min(1e-30) * (m > 0) + (m == 0))
+        new.append(t > m * ratio)
+        del m
+    return known, new
+
+
+def _with_new_content(target: Coefficients, known: list[torch.Tensor], new: list[torch.Tensor], new_content: str,
+                      *, silence_db: float, seed: int, continue_known: bool = False) -> list[torch.Tensor]:
+    """``known`` with the ``new_content`` initial phase of ``target`` where ``new`` holds
+    (see :func:`initial_phase`); ``known``'s tensors are written in place."""
+    if not any(bool(n.any()) for n in new):
+        return known
+    if new_content == "pghi":
+        return _with_pghi_where(target, new, known, silence_db=silence_db, seed=seed, continue_known=continue_known)
+    if new_content == "original":
+        raise ValueError("the phase of new content cannot itself be 'original'")
+    built = initial_phase(target, new_content, seed=seed, silence_db=silence_db)
+    return [torch.where(n, b, k, out=k) for n, b, k in zip(new, built, known)]
+
+
 def _with_pghi_where(target: Coefficients, new: list[torch.Tensor], phase: list[torch.Tensor], *, silence_db: float,
                      seed: int, continue_known: bool = False) -> list[torch.Tensor]:
     """``phase`` with PGHI's phase of ``target`` where ``new`` holds (integrated from
     ``phase`` where they touch, with ``continue_known``: see :func:`initial_phase`).
+    ``phase``'s tensors are written in place (a long window's are hundreds of MB each).
 
     PGHI runs over the time span of the new coefficients only, one largest hop beyond
     them on each side for the magnitudes' slopes (on the 6 s example, a stroke of a
@@ -391,14 +417,17 @@ def _with_pghi_where(target: Coefficients, new: list[torch.Tensor], phase: list[
     hi = min(-(-last // top) * top + top, target.padded_length)
     window = [slice(lo // hop, hi // hop) for hop in hops]
     span = Coefficients([g[..., w] for g, w in zip(target.groups, window)], target.frame, hi - lo, 0, hi - lo)
-    known = [torch.where(n[..., w], 0, p[..., w]) for p, n, w in zip(phase, new, window)] if continue_known else None
+    known = None
+    if continue_known:
+        for p, n in zip(phase, new):
+            p.masked_fill_(n, 0)  # unknown there; PGHI's phase replaces it below in any case
+        known = [p[..., w] for p, w in zip(phase, window)]
     built = pghi_phase(span, silence_db=silence_db, seed=seed, known=known)
-    out = []
+    del known
     for p, n, b, w in zip(phase, new, built, window):
-        p = p.clone()
-        p[..., w] = torch.where(n[..., w], b, p[..., w])
-        out.append(p)
-    return out
+        inside = p[..., w]
+        torch.where(n[..., w], b, inside, out=inside)
+    return phase
 
 
 # ---------------------------------------------------------------------------- methods
@@ -757,11 +786,10 @@ def retrieve(
 
 
 def _retrieve_whole(frame, target, settings, *, reference=None, initial_signal=None, progress=None, cancel=None,
-                    progress_every=1, new_content_init="pghi", continue_known=False, pinned=None) -> RetrievalResult:
+                    progress_every=1, initial_phases=None, pinned=None) -> RetrievalResult:
     run = _Run(target, int(settings.iterations), progress, cancel, progress_every, pinned)
     with _threads_for(frame, run):
-        return _retrieve(frame, target, settings, run, reference, initial_signal, cancel, new_content_init,
-                         continue_known)
+        return _retrieve(frame, target, settings, run, reference, initial_signal, cancel, initial_phases)
 
 
 @contextlib.contextmanager
@@ -783,7 +811,7 @@ def _threads_for(frame: WaveletFrame, run: _Run):
 
 
 def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, cancel,
-              new_content_init="pghi", continue_known=False) -> RetrievalResult:
+              initial_phases=None) -> RetrievalResult:
     iterations = run.iterations
     with torch.no_grad():
         if initial_signal is not None:
@@ -793,11 +821,14 @@ def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, can
                     f"initial signal has {signal.shape[-1]} samples, the target describes {target.length}"
                 )
             phase = [torch.sgn(p) for p in run.analyse(signal)]
+        elif initial_phases is not None:
+            phase = run.parts(target.with_groups(initial_phases))
+            del initial_phases
         else:
             magnitudes = target if run.free is None else target.map(lambda g: g.clamp(min=0))
             phase = run.parts(target.with_groups(initial_phase(magnitudes, settings.init, reference=reference,
-                                                               seed=settings.seed, new_content=new_content_init,
-                                                               continue_known=continue_known)))
+                                                               seed=settings.seed)))
+            del magnitudes
         start_signal = run.synthesise(run.magnitudes_with(phase))
         run.record_parts(start_signal, run.analyse(start_signal))
     method = settings.method
@@ -876,6 +907,26 @@ def _continuation(frame: WaveletFrame, out: torch.Tensor, window: RetrievalWindo
     return frame.analyze(piece)
 
 
+def _continuing_phase(frame: WaveletFrame, target: Coefficients, out: torch.Tensor, window: RetrievalWindow,
+                      fade: int, settings: RetrievalSettings) -> list[torch.Tensor]:
+    """The initial phase of a window after the first (``target`` its window's): the
+    phase of what the windows before left (:func:`_continuation`) where it reaches, and
+    the new content's ``settings.init`` phase elsewhere, PGHI's integrated from the
+    known phase (see :func:`initial_phase`'s ``continue_known``).
+
+    Built here rather than by :func:`initial_phase` so that the continuation's
+    coefficients are let go before PGHI runs: on a long window they are 8 bytes of each
+    coefficient at the retrieval's peak.
+    """
+    magnitudes = target.map(lambda g: g.clamp(min=0))  # the margins are FREE
+    reference = _continuation(frame, out, window, fade)
+    known, new = _known_and_new(magnitudes, reference)
+    del reference
+    new_content = settings.init if settings.init != "original" else "pghi"
+    return _with_new_content(magnitudes, known, new, new_content, silence_db=SILENCE_DB, seed=settings.seed,
+                             continue_known=True)
+
+
 def _splice(out: torch.Tensor, signal: torch.Tensor, window: RetrievalWindow, fade: int, *, first: bool,
             last: bool) -> int:
     """Write a window's result into ``out``: cross-faded with the previous window's over
@@ -947,9 +998,7 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
     written = 0
     cancelled = False
     for k, window in enumerate(windows):
-        local_settings, new_content_init = settings, "pghi"
-        local_reference = local_initial = pinned = None
-        continuing = False
+        local_reference = local_initial = local_phases = pinned = None
         if k > 0:
             # The window's margin before the cross-fade is the signal the windows before
             # made: kept, it is the past the window's sound continues, as in a whole
@@ -960,15 +1009,12 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
         elif reference is not None:
             local_reference = _window_of(reference.map(lambda g: g.to(frame.device)), window.start, window.length,
                                          free_margins=False)
-        elif k > 0:
+        local_target = _window_of(target, window.start, window.length, free_margins=True)
+        if local_initial is None and local_reference is None and k > 0:
             # Phase retrieval cannot tell a signal from its negative, nor (on complex
             # atoms) settle the phases of separate windows alike: continue the previous
             # windows' phase, and start new content as the settings say.
-            local_reference = _continuation(frame, out, window, fade)
-            continuing = True
-            if settings.init != "original":
-                local_settings = replace(settings, init="original")
-                new_content_init = settings.init
+            local_phases = _continuing_phase(frame, local_target, out, window, fade, settings)
 
         def report(p: RetrievalProgress, before=k * iterations) -> None:
             elapsed = time.perf_counter() - started
@@ -976,13 +1022,11 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
             progress(RetrievalProgress(count, total, p.loss, p.spectral_convergence_db, elapsed,
                                        elapsed / max(count, 1) * (total - count)))
 
-        result = _retrieve_whole(frame, _window_of(target, window.start, window.length, free_margins=True),
-                                 local_settings,
-                                 reference=local_reference, initial_signal=local_initial,
-                                 progress=report if progress is not None else None, cancel=cancel,
-                                 progress_every=progress_every, new_content_init=new_content_init,
-                                 continue_known=continuing, pinned=pinned)
-        local_reference = None
+        result = _retrieve_whole(frame, local_target, settings, reference=local_reference,
+                                 initial_signal=local_initial, progress=report if progress is not None else None,
+                                 cancel=cancel, progress_every=progress_every, initial_phases=local_phases,
+                                 pinned=pinned)
+        local_target = local_reference = local_phases = None
         history.extend(result.history)
         loss_history.extend(result.loss_history)
         done.append(result.iterations)
