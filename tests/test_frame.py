@@ -288,3 +288,28 @@ def test_flat_and_group_by_group_layouts_agree(monkeypatch, sample_rate):
     on_groups = gradient()
     monkeypatch.setattr(frame_module, "FLAT_LAYOUT_LIMIT", 1 << 30)
     torch.testing.assert_close(gradient(), on_groups, rtol=1e-4, atol=1e-6)
+
+
+def test_the_plan_cache_is_bounded_and_keeps_what_was_used_last(sample_rate):
+    # Re-renders of spans of ever new lengths must not grow the frame's plans without
+    # bound; a plan let go is rebuilt alike.
+    frame = WaveletFrame(FrameSettings(sample_rate, 12, fmin=100.0))
+    fresh = WaveletFrame(FrameSettings(sample_rate, 12, fmin=100.0))
+    lengths = [int(sample_rate * s) for s in (0.5, 0.7, 0.9, 1.1, 1.3, 1.5)]
+    sizes = []
+    for length in lengths:
+        frame.analyze(torch.zeros(length), segmented=False)
+        sizes.append(sum(p.nbytes() for p in frame._plans.values() if p is not None))
+    assert sizes[-1] > sizes[0] > 0
+    frame.plan_cache_bytes = sizes[2]  # about three plans' worth
+    x = torch.from_numpy(signals.example_sound(sample_rate))[: lengths[0]]
+    frame.analyze(x, segmented=False)  # the first length: now the most recently used
+    for length in lengths[3:]:
+        frame.analyze(torch.zeros(length), segmented=False)
+        kept = sum(p.nbytes() for p in frame._plans.values() if p is not None)
+        assert kept <= frame.plan_cache_bytes or len(frame._plans) == 1
+    assert frame.padded_length(lengths[1]) not in frame._plans  # least recently used: gone
+    assert frame.padded_length(lengths[-1]) in frame._plans  # the newest: kept
+    # A plan let go and rebuilt gives the same coefficients as a frame that never let go.
+    for a, b in zip(frame.analyze(x, segmented=False).groups, fresh.analyze(x, segmented=False).groups):
+        assert torch.equal(a, b)

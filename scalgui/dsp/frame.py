@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Callable, Sequence
@@ -44,6 +46,7 @@ __all__ = [
     "resolve_device",
     "RETRIEVAL_VOICES",
     "RETRIEVAL_PAD_LIMIT",
+    "PLAN_CACHE_BYTES",
 ]
 
 LOWPASS, WAVELET, HIGHPASS = "lowpass", "wavelet", "highpass"
@@ -51,6 +54,14 @@ LOWPASS, WAVELET, HIGHPASS = "lowpass", "wavelet", "highpass"
 #: Most coefficients (over all signals of a batch) a block transform handles in the
 #: flat layout (see :meth:`WaveletFrame.flat_layout`).
 FLAT_LAYOUT_LIMIT = 1 << 20
+
+#: Bytes of transform plans a frame keeps for the next transform of the same length
+#: (least recently used let go first; the plan just built is always kept). A plan costs
+#: seconds to build for a long one-shot transform and holds about 0.25 kB per sample of
+#: it at 48 voices: 2 GiB holds the plans of a minute-long retrieval's windows and its
+#: analysis, while an editing session's re-renders of spans of ever new lengths no
+#: longer grow the cache without bound.
+PLAN_CACHE_BYTES = 2 * 2**30
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +328,19 @@ class _GroupPlan:
     compiled: tuple[np.ndarray, ...] | None = None
 
 
+def _nbytes(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    if isinstance(value, _GroupPlan):
+        # The numpy views in `compiled` share the tensors' memory.
+        return sum(_nbytes(getattr(value, name)) for name in ("bins", "slots", "window", "analysis_window"))
+    return 0
+
+
 @dataclass
 class _Plan:
     n: int
@@ -342,6 +366,10 @@ class _Plan:
     def strided(self) -> bool:
         """Whether this is a :meth:`WaveletFrame.content_plan` with strided groups."""
         return any(t is not None for t in self.times)
+
+    def nbytes(self) -> int:
+        """Bytes of the plan's tensors and arrays (those built on first use included)."""
+        return _nbytes([self.groups, self.onesided, self.dual_weight, self.times, list(self.extra.values())])
 
     def _flat(self, name: str) -> torch.Tensor:
         if "flat_bins" not in self.extra:
@@ -562,7 +590,12 @@ class WaveletFrame:
             raise ValueError(f"pad limit must be a positive fraction of the signal's length, got {pad_limit}")
         self.pad_limit = pad_limit
         self._segments_per_batch = segments_per_batch
-        self._plans: dict = {}  # n -> plain plan; (n, start, length) -> content plan or None
+        # n -> plain plan; (n, start, length) -> content plan or None; least recently used
+        # first, bounded by plan_cache_bytes. A lock: renders run on worker threads.
+        self._plans: OrderedDict = OrderedDict()
+        self._plans_lock = threading.Lock()
+        #: Bytes of plans kept for later transforms (:data:`PLAN_CACHE_BYTES`).
+        self.plan_cache_bytes = PLAN_CACHE_BYTES
         # Out-of-memory fallback (see _transform): a cap on segments per batch learnt from
         # a failure, and a twin of this frame on the CPU once single segments fail too.
         self._batch_cap: int | None = None
@@ -708,11 +741,34 @@ class WaveletFrame:
         return self._padded(length, self.pad_for(length))
 
     # ------------------------------------------------------------------ plans
+    def _cached_plan(self, key):
+        """``(True, plan)`` if ``key``'s plan is cached (it becomes the most recently
+        used), else ``(False, None)``."""
+        with self._plans_lock:
+            if key not in self._plans:
+                return False, None
+            self._plans.move_to_end(key)
+            return True, self._plans[key]
+
+    def _keep_plan(self, key, plan: _Plan | None) -> None:
+        """Cache ``plan`` under ``key``, letting the least recently used plans go while
+        the cache holds more than :attr:`plan_cache_bytes` (never ``plan`` itself)."""
+        with self._plans_lock:
+            self._plans[key] = plan
+            self._plans.move_to_end(key)
+            sizes = {k: (p.nbytes() if p is not None else 0) for k, p in self._plans.items()}
+            total = sum(sizes.values())
+            for old in list(self._plans):
+                if total <= self.plan_cache_bytes or old == key:
+                    break
+                total -= sizes[old]
+                del self._plans[old]
+
     def _plan(self, n: int) -> _Plan:
-        plan = self._plans.get(n)
-        if plan is None:
+        found, plan = self._cached_plan(n)
+        if not found:
             plan = self._build_plan(n)
-            self._plans[n] = plan
+            self._keep_plan(n, plan)
         return plan
 
     def content_plan(self, n: int, start: int, length: int) -> _Plan | None:
@@ -732,8 +788,9 @@ class WaveletFrame:
         repeats every ``n / r`` samples outside it). For retrieval, not for editing.
         """
         key = (n, start, length)
-        if key in self._plans:
-            return self._plans[key]
+        found, plan = self._cached_plan(key)
+        if found:
+            return plan
         b = self.bands
         strides = []
         for g in range(self.n_groups):
@@ -750,7 +807,7 @@ class WaveletFrame:
                         break
             strides.append(stride)
         plan = None if max(strides) == 1 else self._build_plan(n, tuple(strides), start, length)
-        self._plans[key] = plan
+        self._keep_plan(key, plan)
         return plan
 
     def content_times(self, plan: _Plan) -> list[torch.Tensor | None]:
