@@ -475,7 +475,7 @@ def part_griffinlim(corpus: Path | None, iterations: int, quick: bool, max_secon
 # --------------------------------------------------------------------------- (c) throughput
 
 
-def _throughput(song, device: str, iterations: int, *, setup_run: bool, warmup: bool) -> dict:
+def _throughput(song, device: str, iterations: int, *, setup_run: bool, warmup: bool, method: str = "fgla") -> dict:
     import torch
 
     from scalgui.dsp.frame import FrameSettings, WaveletFrame
@@ -488,7 +488,7 @@ def _throughput(song, device: str, iterations: int, *, setup_run: bool, warmup: 
     def timed(n: int) -> tuple[float, float]:
         sync()
         started = time.perf_counter()
-        result = retrieve(frame, target, RetrievalSettings(method="fgla", iterations=n))
+        result = retrieve(frame, target, RetrievalSettings(method=method, iterations=n))
         sync()
         return time.perf_counter() - started, float(result.spectral_convergence_db)
 
@@ -498,7 +498,7 @@ def _throughput(song, device: str, iterations: int, *, setup_run: bool, warmup: 
     seconds, db = timed(iterations)
     channels, frames = song.shape
     work = channels * frames * iterations
-    return {"device": str(frame.device), "channels": channels, "frames": frames,
+    return {"device": str(frame.device), "method": method, "channels": channels, "frames": frames,
             "seconds_of_audio": frames / THROUGHPUT_RATE, "iterations": iterations, "seconds": seconds,
             "setup_s": setup, "spectral_convergence_db": db, "sample_iterations_per_s": work / seconds,
             "sample_iterations_per_s_after_setup": work / (seconds - setup) if setup is not None and seconds > setup
