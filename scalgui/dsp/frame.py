@@ -336,8 +336,12 @@ def _nbytes(value) -> int:
     if isinstance(value, (list, tuple)):
         return sum(_nbytes(v) for v in value)
     if isinstance(value, _GroupPlan):
-        # The numpy views in `compiled` share the tensors' memory.
-        return sum(_nbytes(getattr(value, name)) for name in ("bins", "slots", "window", "analysis_window"))
+        # The numpy views in `compiled` share the tensors' memory, as flat_bins shares
+        # bins' on the CPU.
+        size = sum(_nbytes(getattr(value, name)) for name in ("bins", "slots", "window", "analysis_window"))
+        if value.flat_bins.untyped_storage().data_ptr() != value.bins.untyped_storage().data_ptr():
+            size += _nbytes(value.flat_bins)
+        return size
     return 0
 
 

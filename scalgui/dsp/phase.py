@@ -375,7 +375,6 @@ def _known_and_new(target: Coefficients, reference: Coefficients) -> tuple[list[
         m = r.abs()  # one group's moduli at a time: a long window's are hundreds of MB
         known.append(r / m.clamp_min(1e-30) * (m > 0) + (m == 0))
         new.append(t > m * ratio)
-        del m
     return known, new
 
 
@@ -423,7 +422,6 @@ def _with_pghi_where(target: Coefficients, new: list[torch.Tensor], phase: list[
             p.masked_fill_(n, 0)  # unknown there; PGHI's phase replaces it below in any case
         known = [p[..., w] for p, w in zip(phase, window)]
     built = pghi_phase(span, silence_db=silence_db, seed=seed, known=known)
-    del known
     for p, n, b, w in zip(phase, new, built, window):
         inside = p[..., w]
         torch.where(n[..., w], b, inside, out=inside)
@@ -823,7 +821,6 @@ def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, can
             phase = [torch.sgn(p) for p in run.analyse(signal)]
         elif initial_phases is not None:
             phase = run.parts(target.with_groups(initial_phases))
-            del initial_phases
         else:
             magnitudes = target if run.free is None else target.map(lambda g: g.clamp(min=0))
             phase = run.parts(target.with_groups(initial_phase(magnitudes, settings.init, reference=reference,
