@@ -101,12 +101,19 @@ def available_bytes(device: torch.device) -> int | None:
 
 def retrieval_bytes(frame, length: int, rows: int, method: str) -> int:
     """Planned peak working memory of retrieving ``rows`` signals of ``length`` samples
-    on ``frame`` with ``method``, in bytes (see :data:`RETRIEVAL_BYTES_PER_COEFFICIENT`)."""
-    coefficients = frame.coefficient_count(frame.padded_length(length))
+    on ``frame`` with ``method``, in bytes (see :data:`RETRIEVAL_BYTES_PER_COEFFICIENT`),
+    with the frame's transform plan for the blocks the retrieval iterates on (the whole
+    padded signal on the CPU, :func:`~scalgui.dsp.fftw_block.iterates_whole`; else at
+    most a segment)."""
+    from . import fftw_block
+
+    padded = frame.padded_length(length)
+    coefficients = frame.coefficient_count(padded)
     per_signal = coefficients * RETRIEVAL_BYTES_PER_COEFFICIENT
     if method in ("lbfgs", "hybrid"):
         per_signal += length * LBFGS_BYTES_PER_SAMPLE
-    return rows * per_signal
+    block = padded if fftw_block.iterates_whole(frame) else min(padded, frame.segment_length)
+    return rows * per_signal + frame.plan_bytes(block)
 
 
 def _round_up(value: int, step: int) -> int:

@@ -7,10 +7,25 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["spectral_convergence_db", "multiresolution_stft_convergence_db", "MR_STFT_SIZES"]
+__all__ = ["sum_of_squares", "spectral_convergence_db", "multiresolution_stft_convergence_db", "MR_STFT_SIZES"]
 
 #: FFT sizes of the multi-resolution STFT measure; hops are a quarter of each.
 MR_STFT_SIZES = (256, 1024, 4096)
+
+
+#: Elements summed at a time in double precision by :func:`sum_of_squares`.
+_CHUNK = 1 << 20
+
+
+def sum_of_squares(values: torch.Tensor) -> float:
+    """``sum |values|^2``, accumulated in double precision a chunk at a time.
+
+    In single precision torch's norm of a minute of stereo's 50 million coefficients
+    was 1.9 % off (0.08 dB of spectral convergence); a double copy of the whole would
+    take 400 MB.
+    """
+    flat = values.detach().reshape(-1)
+    return sum(float(torch.linalg.vector_norm(chunk, dtype=torch.float64)) ** 2 for chunk in flat.split(_CHUNK))
 
 
 def spectral_convergence_db(estimate: Sequence[torch.Tensor], target: Sequence[torch.Tensor]) -> float:
@@ -23,9 +38,9 @@ def spectral_convergence_db(estimate: Sequence[torch.Tensor], target: Sequence[t
     target : sequence of torch.Tensor
         Target magnitudes in the same layout.
     """
-    error = sum(((e.abs() - t) ** 2).sum() for e, t in zip(estimate, target))
-    reference = sum((t.abs() ** 2).sum() for t in target)
-    return float(10.0 * torch.log10(torch.as_tensor(error).clamp_min(1e-30) / torch.as_tensor(reference).clamp_min(1e-30)))
+    error = sum(sum_of_squares(e.abs() - t) for e, t in zip(estimate, target))
+    reference = sum(sum_of_squares(t) for t in target)
+    return 10.0 * math.log10(max(error, 1e-30) / max(reference, 1e-30))
 
 
 def multiresolution_stft_convergence_db(

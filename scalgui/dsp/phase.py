@@ -47,7 +47,7 @@ import torch
 from . import fftw_block
 from .frame import Coefficients, WaveletFrame, _scale, compiled_loops_on
 from .memory import RetrievalWindow, plan_windows
-from .metrics import spectral_convergence_db
+from .metrics import spectral_convergence_db, sum_of_squares
 from .projections import FREE, bound_admm_step, bound_fgla_step, fusable
 
 __all__ = [
@@ -458,13 +458,13 @@ class _Run:
         # All coefficients in one tensor where the frame's transforms lay them out so (a
         # view then), else group by group: see WaveletFrame.flat_layout.
         self.flat = frame.flat_layout(n, rows) and one_block
-        self.small = frame.small_block(n, rows) and one_block
+        self.small = _small_run(target)
         # On the CPU a short signal's padding is mostly zeros that high bands need not
         # see: iterate on a content plan (WaveletFrame.content_plan) when it saves work,
         # with FFTW plans on buffers of the run's own (scalgui.dsp.fftw_block).
         self.plan = None
         self.block = None
-        if one_block and compiled_loops_on(frame.device):
+        if compiled_loops_on(frame.device) and (one_block or fftw_block.iterates_whole(frame)):
             self.plan = frame.content_plan(n, target.pad_left, target.length)
             if fftw_block.available():
                 self.block = fftw_block.FftwBlock(frame, self.plan or frame._plan(n), target.batch_shape,
@@ -485,7 +485,7 @@ class _Run:
         self.best_db = math.inf
         self.best_signal = None
         self.done = 0
-        self.reference = float(sum(torch.linalg.vector_norm(t) ** 2 for t in self.magnitude_parts))
+        self.reference = sum(sum_of_squares(t) for t in self.magnitude_parts)
 
     def parts(self, coeffs: Coefficients) -> list[torch.Tensor]:
         """``coeffs`` as the tensors element-wise steps work on: one flat one, the groups,
@@ -553,7 +553,7 @@ class _Run:
         deviations = [e.abs() - t for e, t in zip(parts, self.target_parts)]
         if self.free is not None:
             deviations = [d.masked_fill(f, 0) for d, f in zip(deviations, self.free)]
-        error = sum(torch.linalg.vector_norm(d) ** 2 for d in deviations)
+        error = sum(sum_of_squares(d) for d in deviations)
         return self.record_error(signal, float(error))
 
     def record_error(self, signal: torch.Tensor, error: float) -> float:
@@ -785,19 +785,44 @@ def retrieve(
 
 def _retrieve_whole(frame, target, settings, *, reference=None, initial_signal=None, progress=None, cancel=None,
                     progress_every=1, initial_phases=None, pinned=None) -> RetrievalResult:
-    run = _Run(target, int(settings.iterations), progress, cancel, progress_every, pinned)
-    with _threads_for(frame, run):
-        return _retrieve(frame, target, settings, run, reference, initial_signal, cancel, initial_phases)
+    started = time.perf_counter()
+    with _threads_for(frame, _small_run(target)):
+        if initial_signal is None and initial_phases is None:
+            # Before the run's buffers exist: on a long signal PGHI's working arrays are
+            # the retrieval's peak, and the run's FFTW block beside them raised it from
+            # 4.4 to 6.3 GB (60 s of stereo at 48 voices).
+            with torch.no_grad():
+                free = any(bool((g < 0).any()) for g in target.groups)  # a window's margins
+                magnitudes = target.map(lambda g: g.clamp(min=0)) if free else target
+                initial_phases = initial_phase(magnitudes, settings.init, reference=reference, seed=settings.seed)
+                del magnitudes
+        run = _Run(target, int(settings.iterations), progress, cancel, progress_every, pinned)
+        run.start = started
+        phase = None
+        if initial_signal is None:
+            phase = run.parts(target.with_groups(initial_phases))
+            # The run's layout holds them now (with an FFTW block, a copy): the list is
+            # the caller's, emptied so that the groups' copy goes.
+            initial_phases.clear()
+        return _retrieve(frame, target, settings, run, initial_signal, cancel, phase)
+
+
+def _small_run(target: Coefficients) -> bool:
+    """Whether a retrieval on ``target`` iterates on a small block
+    (:meth:`WaveletFrame.small_block`, within one segment)."""
+    frame, n = target.frame, target.padded_length
+    rows = int(torch.Size(target.batch_shape).numel())
+    return frame.small_block(n, rows) and n <= frame.segment_length
 
 
 @contextlib.contextmanager
-def _threads_for(frame: WaveletFrame, run: _Run):
+def _threads_for(frame: WaveletFrame, small: bool):
     """One torch thread on the CPU for small transforms (:meth:`WaveletFrame.small_block`), restored
     after: there each of an iteration's operations is short, and handing part of it to a
     second thread costs more than it saves (measured on the 2048-sample chirp of ``bench
     invert``: 5.0 ms per iteration on one thread, 7.2 ms on two). torch's thread count is
     per calling thread, so a render on a worker leaves the others' alone."""
-    if frame.device.type != "cpu" or not run.small:
+    if frame.device.type != "cpu" or not small:
         yield
         return
     threads = torch.get_num_threads()
@@ -808,8 +833,7 @@ def _threads_for(frame: WaveletFrame, run: _Run):
         torch.set_num_threads(threads)
 
 
-def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, cancel,
-              initial_phases=None) -> RetrievalResult:
+def _retrieve(frame, target, settings, run: _Run, initial_signal, cancel, phase) -> RetrievalResult:
     iterations = run.iterations
     with torch.no_grad():
         if initial_signal is not None:
@@ -819,13 +843,6 @@ def _retrieve(frame, target, settings, run: _Run, reference, initial_signal, can
                     f"initial signal has {signal.shape[-1]} samples, the target describes {target.length}"
                 )
             phase = [torch.sgn(p) for p in run.analyse(signal)]
-        elif initial_phases is not None:
-            phase = run.parts(target.with_groups(initial_phases))
-        else:
-            magnitudes = target if run.free is None else target.map(lambda g: g.clamp(min=0))
-            phase = run.parts(target.with_groups(initial_phase(magnitudes, settings.init, reference=reference,
-                                                               seed=settings.seed)))
-            del magnitudes
         start_signal = run.synthesise(run.magnitudes_with(phase))
         run.record_parts(start_signal, run.analyse(start_signal))
     method = settings.method
