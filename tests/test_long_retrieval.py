@@ -172,3 +172,26 @@ def test_a_continuing_windows_phase_is_the_original_phase_continued(frame, long_
     loud = reference.groups[-1].abs() > 1e-3 * float(reference.groups[-1].abs().max())
     kept = torch.sgn(reference.groups[-1])[loud]
     assert torch.allclose(built[-1][loud], kept, atol=1e-5)
+
+
+def test_a_signal_longer_than_a_segment_iterates_in_one_block_and_reports_exactly(monkeypatch, long_stereo):
+    # On the CPU the projection methods iterate through an FFTW block of the whole
+    # padded signal even past the frame's segment (where the frame's own transforms
+    # cut it into segments): the same retrieval as through those transforms, and the
+    # reported convergence is the exact one of the returned signal.
+    from scalgui.dsp import fftw_block
+
+    frame = WaveletFrame(FrameSettings(SR, 12, fmin=100.0), pad_limit=RETRIEVAL_PAD_LIMIT,
+                         segment_length=2**16)
+    x = torch.as_tensor(long_stereo[:, : 5 * SR])
+    target = frame.analyze(x).map(torch.abs)
+    assert target.padded_length > frame.segment_length
+    if not fftw_block.available():
+        pytest.skip("pyFFTW is not installed")
+    settings = RetrievalSettings(method="admm", iterations=ITERATIONS)
+    block = retrieve(frame, target, settings, memory_limit=NO_LIMIT)
+    assert block.spectral_convergence_db == pytest.approx(_exact_db(frame, block.signal, target), abs=0.01)
+    monkeypatch.setattr(fftw_block, "iterates_whole", lambda frame: False)
+    segmented = retrieve(frame, target, settings, memory_limit=NO_LIMIT)
+    assert block.spectral_convergence_db == pytest.approx(segmented.spectral_convergence_db, abs=0.1)
+    assert block.spectral_convergence_db < -20.0
