@@ -61,7 +61,7 @@ def iterates_whole(frame) -> bool:
     frame's own transforms, which cut a signal longer than ``frame.segment_length``
     into segments and allocate each iteration's temporaries afresh: on 60 s of stereo
     at 48 voices an ADMM iteration took 2.2-2.6 s there, the kernel providing fresh
-    memory for much of it, against 0.64 s in a block."""
+    memory for much of it, against 0.64-0.85 s in a block."""
     from .frame import compiled_loops_on
 
     return available() and compiled_loops_on(frame.device)
