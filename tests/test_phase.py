@@ -13,6 +13,7 @@ from scalgui.dsp.metrics import multiresolution_stft_convergence_db, spectral_co
 from scalgui.dsp.phase import (
     CancelToken,
     RetrievalSettings,
+    blended_reference,
     delta_target,
     initial_phase,
     rerender_spans,
@@ -375,3 +376,36 @@ def test_admm_gets_past_where_fgla_stalls_on_a_glide():
     assert admm.spectral_convergence_db < fgla.spectral_convergence_db - 5.0
     assert (multiresolution_stft_convergence_db(admm.signal.numpy(), chirp)
             < multiresolution_stft_convergence_db(fgla.signal.numpy(), chirp) - 2.0)
+
+
+def _group_times(coeffs, group: int) -> np.ndarray:
+    """Times in seconds (in the whole signal) of hop group ``group``'s columns."""
+    return coeffs.times(int(np.flatnonzero(coeffs.frame.bands.group == group)[0]))
+
+
+def test_a_blended_reference_takes_the_whole_signals_columns_by_weight():
+    """A window starts from its own analysis where the weight is 0 and from the whole
+    signal's reference where it is 1, column for column at the window's offset."""
+    sr = 8000
+    frame = WaveletFrame(FrameSettings(sr, 8, fmin=100.0))
+    rng = np.random.default_rng(3)
+    whole_signal = torch.from_numpy(rng.standard_normal(3 * sr).astype(np.float32))
+    other = torch.from_numpy(rng.standard_normal(3 * sr).astype(np.float32))
+    reference = frame.analyze(whole_signal)
+    # Weight 1 from 1.5 s on, 0 before.
+    weight = [torch.as_tensor(np.broadcast_to(_group_times(reference, g) >= 1.5, r.shape).astype(np.float32))
+              for g, r in enumerate(reference.groups)]
+    start_from = blended_reference(reference.with_groups([r * w for r, w in zip(reference.groups, weight)]), weight)
+    lo = frame.max_hop * ((sr // 2) // frame.max_hop)
+    local = frame.analyze(other[lo : lo + 2 * sr])
+    local.offset = lo
+    out = start_from(local)
+    assert out.offset == lo and len(out.groups) == len(local.groups)
+    for g, (o, l_g) in enumerate(zip(out.groups, local.groups)):
+        times, whole_times = _group_times(local, g), _group_times(reference, g)
+        early = times < 1.5
+        assert early.any() and torch.equal(o[..., early], l_g[..., early])
+        late = np.flatnonzero(times >= 1.5)
+        columns = np.searchsorted(whole_times, times[late])
+        assert np.allclose(whole_times[columns], times[late])
+        assert torch.equal(o[..., late], reference.groups[g][..., columns])

@@ -36,6 +36,19 @@ def _copy_level(ctx):
     return ctx.magnitudes
 
 
+def _glide(seconds, sample_rate):
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    return (0.2 * np.sin(2 * np.pi * (300 * t + 300 * t**2))).astype(np.float32)
+
+
+def _replace_with_a_glide(ctx, samples):
+    """An audio step: the selection's span (the whole sound without one) becomes a glide."""
+    t = np.arange(samples.shape[-1]) / ctx.sample_rate
+    start_s, end_s = ctx.span
+    inside = (t >= start_s) & (t < end_s)
+    return np.where(inside, _glide(ctx.duration, ctx.sample_rate), samples).astype(np.float32)
+
+
 def _explode(ctx):
     raise RuntimeError("the plugin broke")
 
@@ -45,6 +58,7 @@ PLUGINS = (
     Plugin("copy-level", "Copy level", "Hold the level of another moment.",
            params=(Param("from_s", "float", 0.1, unit="s"),), process=_copy_level),
     Plugin("explode", "Explode", "Always fails.", process=_explode, source="/plugins/explode.py"),
+    Plugin("glide", "Glide", "Replace with a glide.", audio=_replace_with_a_glide),
 )
 
 
@@ -169,6 +183,47 @@ def test_render_gives_plugins_the_whole_sound_even_for_a_short_span(registry, to
     assert 20 * math.log10(float(a440[middle].mean()) / 0.3) > -3.0  # the 440 Hz tone's level is back
     start, audio = doc.preview((1.2, 1.4), iterations=2)  # the quick preview takes the same path
     assert audio.shape[0] == 1 and start <= 1.2 and np.abs(audio).max() > 0.1
+
+
+def _rms_db_of_difference(a, b):
+    return _db(a - b) - _db(b)
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_a_render_starts_from_the_sound_a_plugins_audio_step_made(registry, tone_doc, monkeypatch, warm_start):
+    """Where a plugin made sound, its magnitudes are that sound's: the render starts from
+    its phase there and gives the plugin's sound back, not a retrieval of it."""
+    from scalgui.plugins import host
+
+    monkeypatch.setattr(host, "AUDIO_STEP_WARM_START", warm_start)
+    doc = tone_doc
+    doc.push(PluginEdit.create(registry.get("glide"), {}))
+    result = doc.render()
+    glide = _glide(doc.duration, SR)
+    if warm_start:
+        assert result.spectral_convergence_db < -60.0
+        assert _rms_db_of_difference(doc.rendered[0], glide) < -60.0
+    else:  # from the previous render's (the source's) phase: a retrieval, far from exact
+        assert result.spectral_convergence_db > -40.0
+        assert _rms_db_of_difference(doc.rendered[0], glide) > -40.0
+
+
+def test_a_render_takes_an_audio_steps_phase_inside_its_selection(registry, tone_doc, monkeypatch):
+    from scalgui.plugins import host
+
+    doc = tone_doc
+    edit = PluginEdit.create(registry.get("glide"), {}, TimeRange(0.5, 1.0, feather_s=0.02))
+    inside = slice(int(0.6 * SR), int(0.9 * SR))
+    glide = _glide(doc.duration, SR)[inside]
+    misses = {}
+    for warm_start in (False, True):
+        monkeypatch.setattr(host, "AUDIO_STEP_WARM_START", warm_start)
+        doc.push(edit)
+        doc.render()
+        misses[warm_start] = _rms_db_of_difference(doc.rendered[0][inside], glide)
+        doc.undo()
+        doc.render()
+    assert misses[True] < -30.0 and misses[True] < misses[False] - 10.0, misses
 
 
 def test_a_running_plugin_does_not_hold_the_document(tone_doc):

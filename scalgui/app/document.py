@@ -622,7 +622,8 @@ class Document:
             return targets(source)
 
         result = rerender_spans(
-            frame, torch.from_numpy(base), spans, local_target, settings, progress=progress, cancel=cancel
+            frame, torch.from_numpy(base), spans, local_target, settings, progress=progress, cancel=cancel,
+            local_reference=targets.reference,  # where a plugin made sound, its phase
         )
         rendered = result.signal.detach().to("cpu", torch.float32).numpy().copy()
         with self._lock:
@@ -685,7 +686,8 @@ class Document:
             return targets(source)
 
         settings = RetrievalSettings(method="fgla", init="original", iterations=int(iterations))
-        result = rerender_spans(frame, torch.from_numpy(base), [(lo_s, hi_s)], local_target, settings, cancel=cancel)
+        result = rerender_spans(frame, torch.from_numpy(base), [(lo_s, hi_s)], local_target, settings, cancel=cancel,
+                                local_reference=targets.reference)
         lo, hi = int(lo_s * self.sample_rate), int(np.ceil(hi_s * self.sample_rate))
         audio = result.signal[..., lo:hi].detach().to("cpu", torch.float32).numpy().reshape(self.channels, -1)
         return lo / self.sample_rate, audio

@@ -66,6 +66,7 @@ __all__ = [
     "spectral_convergence_db",
     "rerender_spans",
     "delta_target",
+    "blended_reference",
 ]
 
 METHODS = ("fgla", "admm", "adam", "lbfgs", "sgd", "hybrid")
@@ -1097,6 +1098,18 @@ def _fade(length: int, dtype, device) -> torch.Tensor:
     return (0.5 - 0.5 * torch.cos(math.pi * t)).to(dtype)
 
 
+def _window_columns(local: Coefficients, whole: Coefficients, group: int) -> tuple[int, int, int]:
+    """Where a window's columns of hop group ``group`` lie in the whole signal's layout:
+    ``(first, lo, hi)``, the whole's column of the window's first and the whole's columns
+    ``lo:hi`` that the window holds (empty where the window's padding reaches past the
+    whole)."""
+    hop = local.frame.group_hops[group]
+    first = (local.offset + whole.pad_left - local.pad_left) // hop
+    count = local.groups[group].shape[-1]
+    lo, hi = max(first, 0), max(min(first + count, whole.groups[group].shape[-1]), 0)
+    return first, lo, hi
+
+
 def delta_target(original: Coefficients, target: Coefficients) -> Callable[[Coefficients], Coefficients]:
     """A local-target function for :func:`rerender_spans` from whole-signal layouts.
 
@@ -1107,10 +1120,8 @@ def delta_target(original: Coefficients, target: Coefficients) -> Callable[[Coef
 
     def local_target(local: Coefficients) -> Coefficients:
         groups = []
-        for g_local, g_orig, g_target, hop in zip(local.groups, original.groups, target.groups, local.frame.group_hops):
-            first = (local.offset + original.pad_left - local.pad_left) // hop
-            count = g_local.shape[-1]
-            lo, hi = max(first, 0), max(min(first + count, g_orig.shape[-1]), 0)
+        for i, (g_local, g_orig, g_target) in enumerate(zip(local.groups, original.groups, target.groups)):
+            first, lo, hi = _window_columns(local, original, i)
             delta = torch.zeros_like(g_local.real)
             if hi > lo:
                 delta[..., lo - first : hi - first] = g_target[..., lo:hi] - g_orig[..., lo:hi].abs()
@@ -1118,6 +1129,41 @@ def delta_target(original: Coefficients, target: Coefficients) -> Callable[[Coef
         return local.with_groups(groups)
 
     return local_target
+
+
+def blended_reference(
+    reference: Coefficients, weight: Sequence[torch.Tensor]
+) -> Callable[[Coefficients], Coefficients]:
+    """A local-reference function for :func:`rerender_spans` from whole-signal layouts.
+
+    The window warm-starts from its own analysis (the signal before the re-render) except
+    where ``weight`` says a better-suited reference exists: there it is blended towards
+    ``reference``, ``(1 - weight) * local + reference``. A plugin that made audio gives
+    its audio's coefficients this way (weighted by where it acted), so a re-render starts
+    from a phase that is consistent with the magnitudes the audio has.
+
+    Parameters
+    ----------
+    reference : Coefficients
+        Complex, whole-signal layout on the re-render's frame, already weighted
+        (``weight * coefficients`` for one source of reference).
+    weight : sequence of torch.Tensor
+        Per hop group, in [0, 1], broadcastable to ``reference``'s groups.
+    """
+
+    def local_reference(local: Coefficients) -> Coefficients:
+        groups = []
+        for i, (g_local, g_ref, w) in enumerate(zip(local.groups, reference.groups, weight)):
+            first, lo, hi = _window_columns(local, reference, i)
+            g = g_local.clone()
+            if hi > lo:
+                columns = slice(lo - first, hi - first)
+                w_cols = w[..., lo:hi]
+                g[..., columns] = g[..., columns] * (1 - w_cols) + g_ref[..., lo:hi]
+            groups.append(g)
+        return local.with_groups(groups)
+
+    return local_reference
 
 
 def rerender_spans(
@@ -1129,6 +1175,7 @@ def rerender_spans(
     *,
     progress: Callable[[RetrievalProgress], None] | None = None,
     cancel: CancelToken | None = None,
+    local_reference: Callable[[Coefficients], Coefficients] | None = None,
 ) -> RetrievalResult:
     """Re-invert only the time spans an edit touched and splice them into the source.
 
@@ -1177,7 +1224,9 @@ def rerender_spans(
         local = frame.analyze(source[..., w_lo:w_hi])
         local.offset = w_lo
         target = local_target(local)
-        result = retrieve(frame, target, settings, reference=local, progress=progress, cancel=cancel)
+        start_from = local if local_reference is None else local_reference(local)
+        result = retrieve(frame, target, settings, reference=start_from, progress=progress, cancel=cancel)
+        del start_from
         done += result.iterations
         history.extend(result.history)
         rendered = result.signal

@@ -684,12 +684,28 @@ class PluginContext:
         list of torch.Tensor
             Per hop group, shaped like :attr:`magnitudes`, on :attr:`device`.
         """
+        shape = self.batch_shape
+        return [m.expand(*shape, *m.shape[-2:]).clone() if m.shape[:-2] != shape else m
+                for m in self.coefficients_of(samples).magnitudes()]
+
+    def coefficients_of(self, samples: np.ndarray | torch.Tensor) -> Coefficients:
+        """Complex coefficients of a sound in this layout (magnitudes and phase).
+
+        Parameters
+        ----------
+        samples : np.ndarray or torch.Tensor [shape=(*batch, frames)]
+            As long as the source (``round(duration * sample_rate)`` frames), at
+            :attr:`sample_rate`.
+
+        Returns
+        -------
+        Coefficients
+            On :attr:`device`, with the batch shape of ``samples``.
+        """
         x = torch.as_tensor(np.asarray(samples, dtype=np.float32) if not torch.is_tensor(samples) else samples)
         if x.shape[-1] != self.original.length:
             raise ValueError(f"expected {self.original.length} frames, got {x.shape[-1]}")
-        coeffs = self.frame.analyze(x.to(self.device))
-        shape = self.batch_shape
-        return [m.expand(*shape, *m.shape[-2:]).clone() if m.shape[:-2] != shape else m for m in coeffs.magnitudes()]
+        return self.frame.analyze(x.to(self.device))
 
     # ------------------------------------------------------------------ between grids
     def frames(self, hop: int) -> int:

@@ -10,6 +10,7 @@ them) takes its targets from the whole sound's edited magnitudes through
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -17,11 +18,11 @@ import torch
 
 from ..dsp.edits import apply_edits, edit_weights
 from ..dsp.frame import Coefficients, WaveletFrame
-from ..dsp.phase import delta_target
+from ..dsp.phase import blended_reference, delta_target
 from .api import Plugin, PluginCancelled, PluginContext, PluginError, PluginWarning
 from .edit import PluginEdit
 
-__all__ = ["apply_edit_list", "edit_list_targets", "has_plugin_edits", "run_plugin", "selection_weights"]
+__all__ = ["AudioSteps", "WindowTargets", "apply_edit_list", "edit_list_targets", "has_plugin_edits", "run_plugin", "selection_weights"]
 
 
 def has_plugin_edits(edits: Sequence[Any]) -> bool:
@@ -111,8 +112,22 @@ def run_plugin(
         (checked before, between and after the plugin's steps, and wherever the plugin
         calls ``ctx.check()`` or ``ctx.progress()``).
     """
+    return _run_plugin(plugin, original, current, params, selection).magnitudes
+
+
+@dataclass
+class _PluginOutcome:
+    magnitudes: list[torch.Tensor]
+    #: The analysis of the sound an audio step made (``None`` without an audio step).
+    heard: Coefficients | None
+    #: The selection's weight (``None``: everywhere).
+    weight: list[torch.Tensor] | None
+
+
+def _run_plugin(plugin, original, current, params, selection) -> _PluginOutcome:
     values = plugin.resolve(params)
     current = [m for m in (current if current is not None else original.magnitudes())]
+    heard = None
     weight = selection_weights(original, selection)
     ctx = PluginContext([m.clone() for m in current], original, values, weight, selection, plugin=plugin.name)
     where = f" ({plugin.source})" if plugin.source else ""
@@ -131,7 +146,8 @@ def run_plugin(
             if not np.all(np.isfinite(result)):
                 raise PluginError(f"{plugin.name}{where}: the audio step returned NaN or infinite samples",
                                   plugin.name)
-            ctx.magnitudes = ctx.analyze(result)
+            heard = ctx.coefficients_of(result)
+            ctx.magnitudes = heard.magnitudes()
             ctx.check()
         out = plugin.process(ctx) if plugin.process is not None else ctx.magnitudes
         out = _checked(plugin, out, current)
@@ -143,7 +159,7 @@ def run_plugin(
     if plugin.blend and weight is not None:
         out = [c + w * (o - c) for c, w, o in zip(current, weight, out)]
     ctx.check()  # a cancel that came while the plugin ignored it still drops the result
-    return out
+    return _PluginOutcome(out, heard, weight)
 
 
 def _resolve(edit: PluginEdit, registry) -> Plugin:
@@ -161,6 +177,7 @@ def apply_edit_list(
     onto: Coefficients | None = None,
     registry=None,
     errors: str = "raise",
+    audio_steps: "AudioSteps | None" = None,
 ) -> Coefficients:
     """Target magnitudes: dsp edits and plugin edits applied in order to ``|original|``.
 
@@ -177,6 +194,9 @@ def apply_edit_list(
         What a plugin edit that cannot run does: raise :class:`PluginError`, or issue a
         :class:`PluginWarning` and leave the magnitudes as they were (replaying a list
         must not fail because a plugin went missing).
+    audio_steps : AudioSteps, optional
+        Collects the sounds that plugins' audio steps made, where they acted (a warm
+        start for the render).
 
     Returns
     -------
@@ -196,7 +216,7 @@ def apply_edit_list(
             run = []
         try:
             plugin = _resolve(edit, registry)
-            groups = run_plugin(plugin, original, current.groups, edit.values, edit.selection)
+            outcome = _run_plugin(plugin, original, current.groups, edit.values, edit.selection)
         except PluginCancelled:
             raise  # a cancelled run is never half-applied, not even when replaying
         except PluginError as exc:
@@ -204,10 +224,102 @@ def apply_edit_list(
                 raise
             warnings.warn(f"skipped a plugin edit: {exc}", PluginWarning, stacklevel=2)
             continue
-        current = original.with_groups(groups)
+        current = original.with_groups(outcome.magnitudes)
+        if audio_steps is not None and outcome.heard is not None:
+            audio_steps.add(outcome.heard, outcome.weight)
     if run or current is None:
         current = apply_edits(original, run, onto=current)
     return current
+
+
+#: Whether a render starts from the phase of the sound that plugins' audio steps made
+#: where they acted (:class:`AudioSteps`); off, it starts from the previous render's
+#: phase there too (scripts/audio_step_sweep.py measures both).
+AUDIO_STEP_WARM_START = True
+
+
+class AudioSteps:
+    """The sounds that plugins' audio steps made, where they acted: a render's warm start.
+
+    A plugin with an audio step (texture, image) makes a real sound, and the magnitudes
+    it leaves are that sound's. Its phase is then consistent with them, so a render that
+    starts from it there starts (nearly) where it should end, where the previous render's
+    phase (the source's, before the plugin) belongs to another sound.
+
+    Per hop group it keeps ``weighted``, the audio steps' coefficients each weighted by
+    where it acted (its selection's feathered weight, 1 without a selection) and by what
+    later audio steps left of it, and ``weight``, how much of the place they cover
+    together: ``1 - prod(1 - w_i)``.
+    """
+
+    def __init__(self) -> None:
+        self.weighted: Coefficients | None = None
+        self.weight: list[torch.Tensor] | None = None
+
+    def add(self, heard: Coefficients, weight: Sequence[torch.Tensor] | None) -> None:
+        """Take the analysis ``heard`` of an audio step's sound, acting with ``weight``."""
+        if weight is None:
+            weight = [torch.ones(g.shape[-2:], dtype=g.real.dtype, device=g.device) for g in heard.groups]
+        if self.weighted is None:
+            self.weighted = heard.with_groups([h * w for h, w in zip(heard.groups, weight)])
+            self.weight = [w.clone() for w in weight]
+            return
+        self.weighted = heard.with_groups(
+            [a * (1 - w) + h * w for a, h, w in zip(self.weighted.groups, heard.groups, weight)])
+        self.weight = [c + w - c * w for c, w in zip(self.weight, weight)]
+
+    def reference(self) -> Callable[[Coefficients], Coefficients] | None:
+        """A local-reference function for :func:`~scalgui.dsp.phase.rerender_spans`
+        (:func:`~scalgui.dsp.phase.blended_reference`), or ``None`` when no audio step ran."""
+        return None if self.weighted is None else blended_reference(self.weighted, self.weight)
+
+
+class WindowTargets:
+    """Target magnitudes and warm starts of windows of a sound, for
+    :func:`~scalgui.dsp.phase.rerender_spans` (made by :func:`edit_list_targets`).
+
+    Calling it with a window's analysis of the *source* (its ``offset`` placing it in the
+    sound) gives the window's target magnitudes. Without plugin edits the edits are
+    rasterised on the window alone (cheap). With plugin edits the whole sound is analysed
+    and edited once, on first use, because plugins need the whole sound (a noise
+    profile, a frozen moment, a reference region elsewhere); each window then gets its
+    own magnitudes plus what the edits changed there
+    (:func:`~scalgui.dsp.phase.delta_target`).
+
+    :meth:`reference` gives the coefficients a window's retrieval starts from: the
+    window's analysis of the signal being re-rendered, except where plugins' audio steps
+    made sound (:class:`AudioSteps`).
+    """
+
+    def __init__(self, frame: WaveletFrame, samples: np.ndarray, edits: Sequence[Any], *, registry=None,
+                 errors: str = "warn") -> None:
+        self.frame, self.samples, self.edits = frame, samples, list(edits)
+        self.registry, self.errors = registry, errors
+        self._delta: Callable[[Coefficients], Coefficients] | None = None
+        self._reference: Callable[[Coefficients], Coefficients] | None = None
+
+    def _replay(self) -> Callable[[Coefficients], Coefficients]:
+        if self._delta is None:
+            source = self.frame.analyze(torch.from_numpy(np.ascontiguousarray(self.samples)))
+            steps = AudioSteps()
+            target = apply_edit_list(source, self.edits, registry=self.registry, errors=self.errors,
+                                     audio_steps=steps)
+            self._reference = steps.reference()
+            self._delta = delta_target(source, target)
+        return self._delta
+
+    def __call__(self, window: Coefficients) -> Coefficients:
+        if not has_plugin_edits(self.edits):
+            return apply_edits(window, self.edits)
+        return self._replay()(window)
+
+    def reference(self, local: Coefficients) -> Coefficients:
+        """The coefficients to warm-start a window from, given its analysis ``local`` of
+        the signal being re-rendered."""
+        if not (AUDIO_STEP_WARM_START and has_plugin_edits(self.edits)):
+            return local
+        self._replay()
+        return local if self._reference is None else self._reference(local)
 
 
 def edit_list_targets(
@@ -217,8 +329,9 @@ def edit_list_targets(
     *,
     registry=None,
     errors: str = "warn",
-) -> Callable[[Coefficients], Coefficients]:
-    """Target magnitudes of windows of a sound, for :func:`~scalgui.dsp.phase.rerender_spans`.
+) -> WindowTargets:
+    """Target magnitudes and warm starts of windows of a sound, for
+    :func:`~scalgui.dsp.phase.rerender_spans`.
 
     Parameters
     ----------
@@ -230,25 +343,8 @@ def edit_list_targets(
 
     Returns
     -------
-    callable
-        ``targets(window)``: given a window's analysis of the *source* (its ``offset``
-        placing it in the sound), its target magnitudes. Without plugin edits the edits
-        are rasterised on the window alone (cheap). With plugin edits the whole sound is
-        analysed and edited once, on first use, because plugins need the whole sound
-        (a noise profile, a frozen moment, a reference region elsewhere); each window then
-        gets its own magnitudes plus what the edits changed there
-        (:func:`~scalgui.dsp.phase.delta_target`).
+    WindowTargets
+        ``targets(window)`` gives a window's target magnitudes and
+        ``targets.reference(local)`` the coefficients its retrieval starts from.
     """
-    edits = list(edits)
-    if not has_plugin_edits(edits):
-        return lambda window: apply_edits(window, edits)
-    whole: dict[str, Callable[[Coefficients], Coefficients]] = {}
-
-    def targets(window: Coefficients) -> Coefficients:
-        if "delta" not in whole:
-            source = frame.analyze(torch.from_numpy(np.ascontiguousarray(samples)))
-            target = apply_edit_list(source, edits, registry=registry, errors=errors)
-            whole["delta"] = delta_target(source, target)
-        return whole["delta"](window)
-
-    return targets
+    return WindowTargets(frame, samples, edits, registry=registry, errors=errors)
