@@ -22,14 +22,10 @@ traceback.
 """
 from __future__ import annotations
 
-import os
-
-# Before anything imports torch: idle OpenMP threads must sleep, not spin (see DESIGN.md).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path

@@ -12,14 +12,13 @@ Without --corpus it uses generated speech-like and music signals.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import scalgui  # noqa: E402,F401  (sets OMP_WAIT_POLICY=PASSIVE before torch is imported)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 

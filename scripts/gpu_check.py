@@ -27,8 +27,8 @@ import time
 import traceback
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import scalgui  # noqa: E402,F401  (sets OMP_WAIT_POLICY=PASSIVE before torch is imported)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 

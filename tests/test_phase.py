@@ -409,3 +409,16 @@ def test_a_blended_reference_takes_the_whole_signals_columns_by_weight():
         columns = np.searchsorted(whole_times, times[late])
         assert np.allclose(whole_times[columns], times[late])
         assert torch.equal(o[..., late], reference.groups[g][..., columns])
+
+
+def test_convergence_reads_an_exact_match_as_exact_and_silence_missed_as_far_off():
+    from scalgui.dsp.metrics import EXACT_DB, convergence_db
+
+    assert convergence_db(0.0, 0.0) == EXACT_DB  # silence given back as silence
+    assert convergence_db(0.0, 1.0) == EXACT_DB
+    assert convergence_db(1e-40, 1.0) == EXACT_DB  # no lower than the floor
+    assert convergence_db(1.0, 100.0) == pytest.approx(-20.0)
+    assert convergence_db(1.0, 0.0) > 100.0  # sound where silence was asked for
+    silence = torch.zeros(4096)
+    assert multiresolution_stft_convergence_db(silence, silence) == EXACT_DB
+    assert spectral_convergence_db([torch.zeros(3, 5)], [torch.zeros(3, 5)]) == EXACT_DB

@@ -6,6 +6,7 @@ through the command line (``scalgui analyze`` and ``scalgui invert``: exit code 
 line on stderr, no traceback).
 """
 import errno
+import json
 import logging
 import os
 import struct
@@ -28,6 +29,7 @@ from scalgui.audio.errors import (
     UnreadableAudio,
 )
 from scalgui.cli import main
+from scalgui.dsp.metrics import EXACT_DB
 from scalgui.dsp.edits import Edit, Rectangle, TimeRange
 from scalgui.dsp.frame import FrameSettings, WaveletFrame
 from scalgui.dsp.phase import CancelToken, RetrievalSettings
@@ -189,12 +191,17 @@ def test_silent_and_dc_audio_analyse_render_and_invert_without_nan(kind, tmp_pat
         assert np.abs(doc.rendered).max() == 0.0
     path = tmp_path / f"{kind}.wav"
     save_audio(path, x, SR)
-    code, _out, err = cli(["invert", path, "-o", tmp_path / "back.wav", "--iters", 3], capsys)
+    report = tmp_path / "report.json"
+    code, _out, err = cli(["invert", path, "-o", tmp_path / "back.wav", "--iters", 3, "--report", report], capsys)
     assert code == 0, err
     back = load_audio(tmp_path / "back.wav").samples
     assert np.isfinite(back).all()
     if kind == "silent":
         assert np.abs(back).max() == 0.0
+        # Silence given back as silence is an exact match in both measures (0/0 once read 0 dB).
+        numbers = json.loads(report.read_text())
+        assert numbers["spectral_convergence_db"] == EXACT_DB
+        assert numbers["multiresolution_stft_db"] == EXACT_DB
     code, _out, err = cli(["analyze", path], capsys)
     assert code == 0, err
 

@@ -87,7 +87,6 @@ def _timed_steps(app, view, steps) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import tempfile
     from pathlib import Path
 

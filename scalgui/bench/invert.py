@@ -26,23 +26,19 @@ c. **Throughput** of FGLA in sample-iterations per second (samples x channels x
    on the CPU; with CUDA, also a 3.5-minute stereo song for 100 iterations on the GPU.
 
 Everything runs in this process, with ``OMP_WAIT_POLICY=PASSIVE`` set before torch is
-imported (unless the environment already sets it; the header says which), so the peers
+imported (by ``import scalgui``, unless the environment already sets it; the header says which), so the peers
 run under the same conditions as scalgui.
 """
 from __future__ import annotations
 
-import os
+import argparse
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported in this process
-
-import argparse  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from . import check_corpus_and_json, log, machine_info, markdown_table, write_json_atomic  # noqa: E402
+from . import check_corpus_and_json, log, machine_info, markdown_table, write_json_atomic
 
 HELP = "phase retrieval against the kymatio recipe and librosa's Griffin-Lim, and throughput"
 

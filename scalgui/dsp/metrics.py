@@ -7,11 +7,22 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["sum_of_squares", "spectral_convergence_db", "multiresolution_stft_convergence_db", "MR_STFT_SIZES"]
+__all__ = [
+    "EXACT_DB",
+    "MR_STFT_SIZES",
+    "convergence_db",
+    "multiresolution_stft_convergence_db",
+    "spectral_convergence_db",
+    "sum_of_squares",
+]
 
 #: FFT sizes of the multi-resolution STFT measure; hops are a quarter of each.
 MR_STFT_SIZES = (256, 1024, 4096)
 
+
+#: What the measures report for an exact match, silence reproduced as silence included
+#: (dB): an error energy 15 orders of magnitude below the reference's, or none at all.
+EXACT_DB = -300.0
 
 #: Elements summed at a time in double precision by :func:`sum_of_squares`.
 _CHUNK = 1 << 20
@@ -28,6 +39,18 @@ def sum_of_squares(values: torch.Tensor) -> float:
     return sum(float(torch.linalg.vector_norm(chunk, dtype=torch.float64)) ** 2 for chunk in flat.split(_CHUNK))
 
 
+def convergence_db(error: float, reference: float) -> float:
+    """``10 log10(error / reference)`` of two energies, in dB, no lower than :data:`EXACT_DB`.
+
+    No error at all is an exact match whatever the reference, a silent one included
+    (0 / 0 read as 0 dB once reported a perfect reconstruction of silence as no
+    convergence at all); an error against a silent reference is far off (+300 dB).
+    """
+    if error <= 0.0:
+        return EXACT_DB
+    return max(10.0 * math.log10(error / max(reference, 1e-30)), EXACT_DB)
+
+
 def spectral_convergence_db(estimate: Sequence[torch.Tensor], target: Sequence[torch.Tensor]) -> float:
     """``20 log10(|| |estimate| - target ||_F / || target ||_F)``, in dB.
 
@@ -40,7 +63,7 @@ def spectral_convergence_db(estimate: Sequence[torch.Tensor], target: Sequence[t
     """
     error = sum(sum_of_squares(e.abs() - t) for e, t in zip(estimate, target))
     reference = sum(sum_of_squares(t) for t in target)
-    return 10.0 * math.log10(max(error, 1e-30) / max(reference, 1e-30))
+    return convergence_db(error, reference)
 
 
 def multiresolution_stft_convergence_db(
@@ -100,6 +123,5 @@ def multiresolution_stft_convergence_db(
                             return_complex=True).abs()
             error += float(((sy - sx) ** 2).sum())
             energy += float((sx**2).sum())
-        ratio = math.sqrt(error) / max(math.sqrt(energy), 1e-30)
-        values.append(20.0 * math.log10(max(ratio, 1e-15)))
+        values.append(convergence_db(error, energy))
     return float(np.mean(values))

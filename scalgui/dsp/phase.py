@@ -47,7 +47,7 @@ import torch
 from . import fftw_block
 from .frame import Coefficients, WaveletFrame, _scale, compiled_loops_on
 from .memory import RetrievalWindow, plan_windows
-from .metrics import spectral_convergence_db, sum_of_squares
+from .metrics import convergence_db, spectral_convergence_db, sum_of_squares
 from .projections import FREE, bound_admm_step, bound_fgla_step, fusable
 
 __all__ = [
@@ -571,7 +571,7 @@ class _Run:
 
     def record_error(self, signal: torch.Tensor, error: float) -> float:
         """As :meth:`record`, from the squared magnitude error ``sum(|estimate| - target)^2``."""
-        db = 10.0 * math.log10(max(error, 1e-30) / max(self.reference, 1e-30))
+        db = convergence_db(error, self.reference)
         if db < self.best_db:
             self.best_db = db
             self.best_signal = signal.detach().clone()
@@ -1004,7 +1004,7 @@ def _windowed_convergence_db(frame: WaveletFrame, target: Coefficients, out: tor
         del estimate
     for whole, hop in zip(target.groups, frame.group_hops):
         error += float(torch.linalg.vector_norm(whole[..., -(-end // hop):], dtype=torch.float64)) ** 2
-    return 10.0 * math.log10(max(error, 1e-30) / max(energy, 1e-30))
+    return convergence_db(error, energy)
 
 
 def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, initial_signal, progress, cancel,
@@ -1250,7 +1250,7 @@ def rerender_spans(
         if result.cancelled:
             cancelled = True
             break
-    total_db = 10 * math.log10(max(errors, 1e-30) / max(references, 1e-30)) if references else -math.inf
+    total_db = convergence_db(errors, references) if references else -math.inf
     return RetrievalResult(
         signal=out,
         spectral_convergence_db=total_db,
