@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -24,26 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import scalgui  # noqa: E402,F401  (OMP_WAIT_POLICY before torch)
-from scalgui.app.document import Document  # noqa: E402
-from scalgui.dsp import signals  # noqa: E402
+from warm_start_sweep import load_signals, render  # noqa: E402  (the same sounds, rendered the same way)
+
 from scalgui.dsp.edits import Rectangle, TimeRange  # noqa: E402
-from scalgui.dsp.phase import RetrievalSettings  # noqa: E402
 from scalgui.plugins import PluginEdit, default_registry, host  # noqa: E402
-
-
-def load_signals(corpus: Path | None) -> dict[str, tuple[np.ndarray, float]]:
-    sr = 44100
-    out = {"example sound, 6 s stereo (generated)": (signals.example_sound(sr), sr)}
-    if corpus is not None:
-        from scalgui.audio import load_audio
-
-        speech = load_audio(corpus / "Front_Center.wav", channels="mono")
-        music = load_audio(corpus / "sad.ogg", channels="mono")
-        m = music.sample_rate
-        out["speech (Front_Center.wav), 1.4 s"] = (speech.samples, speech.sample_rate)
-        out["orchestra (sad.ogg 10-16 s)"] = (music.samples[:, int(10 * m) : int(16 * m)], m)
-    return out
 
 
 def picture(folder: Path) -> Path:
@@ -71,14 +54,6 @@ def edits(duration: float, folder: Path):
             registry.get("image"), {"file": image, "mode": "replace", "fmin": 300.0, "fmax": 5000.0},
             Rectangle(a, b, 300.0, 5000.0)),
     }
-
-
-def render(samples: np.ndarray, sr: float, edit, iterations: int) -> tuple[float, float]:
-    doc = Document.from_samples(samples, sr, device="cpu")
-    doc.push(edit)
-    started = time.perf_counter()
-    result = doc.render(RetrievalSettings(method="fgla", init="original", iterations=iterations))
-    return result.spectral_convergence_db, time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
