@@ -5,7 +5,8 @@ go through :func:`~scalgui.dsp.edits.apply_edits` in one call, onto the magnitud
 each :class:`~scalgui.plugins.edit.PluginEdit` runs its plugin on them. Plugins see the
 whole sound, so a re-render of a few time spans (which analyses only windows around
 them) takes its targets from the whole sound's edited magnitudes through
-:func:`edit_list_targets`.
+:func:`edit_list_targets`, and where a plugin's audio step made sound, starts from that
+sound's phase (:class:`AudioSteps`).
 """
 from __future__ import annotations
 
@@ -22,7 +23,16 @@ from ..dsp.phase import blended_reference, delta_target
 from .api import Plugin, PluginCancelled, PluginContext, PluginError, PluginWarning
 from .edit import PluginEdit
 
-__all__ = ["AudioSteps", "WindowTargets", "apply_edit_list", "edit_list_targets", "has_plugin_edits", "run_plugin", "selection_weights"]
+__all__ = [
+    "AUDIO_STEP_WARM_START",
+    "AudioSteps",
+    "WindowTargets",
+    "apply_edit_list",
+    "edit_list_targets",
+    "has_plugin_edits",
+    "run_plugin",
+    "selection_weights",
+]
 
 
 def has_plugin_edits(edits: Sequence[Any]) -> bool:
