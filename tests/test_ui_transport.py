@@ -24,7 +24,7 @@ def test_space_plays_silently_and_the_playhead_moves_at_real_speed(qtbot, silent
     assert not view.playhead.isVisible()
     started = time.perf_counter()
     qtbot.keyClick(view, Qt.Key.Key_Space)
-    assert w.player.playing and w.player.silent
+    assert w.player.playing and w.player.silent and w.player.audio_sink is None
     assert w.statusBar().currentMessage() == "no audio output device: playing silently"
     assert w.transport.play_action.text().endswith("Pause")
     qtbot.wait(300)
@@ -239,7 +239,7 @@ def test_a_sound_device_plays_the_selection_and_the_playhead_follows(qtbot, make
     w.player.positionChanged.connect(positions.append)
     qtbot.keyClick(view, Qt.Key.Key_Space)
     assert w.player.playing and not w.player.silent, w.player.silent_reason
-    sink = w.player._sink.sink  # the QAudioSink the player feeds
+    sink = w.player.audio_sink
     qtbot.waitUntil(lambda: sink.state() == QAudio.State.ActiveState, timeout=3000)
     qtbot.waitUntil(lambda: positions and max(positions) > t0 + 0.15, timeout=3000)
     assert sink.state() == QAudio.State.ActiveState and sink.error() == QAudio.Error.NoError

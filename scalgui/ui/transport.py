@@ -155,6 +155,11 @@ class Player(QObject):
         return self._playing and self._sink is None
 
     @property
+    def audio_sink(self):
+        """The ``QAudioSink`` being fed, or ``None`` on the silent clock or when stopped."""
+        return None if self._sink is None else self._sink.sink
+
+    @property
     def loop(self) -> tuple[float, float] | None:
         return self._loop
 
