@@ -510,7 +510,8 @@ def _phasors(phase, turn, reached, random_phase, bases, strides, first, sizes, r
             n += 1
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask on Linux)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -644,7 +645,7 @@ def pghi_phase(target: Coefficients, *, silence_db: float = -60.0, seed: int = 0
     pieces = range(len(firsts))
     jobs = [(row, p) for row in range(rows) for p in pieces]
 
-    with ThreadPoolExecutor(max_workers=_usable_cores()) as pool:
+    with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         peaks = dict(zip(jobs, pool.map(
             lambda job: _peak(values, bases, strides, firsts[job[1]], local_sizes[job[1]], job[0]), jobs)))
         loud_rows = [row for row in range(rows) if max(peaks[(row, p)] for p in pieces) > 0]  # silent: phases of 1
