@@ -161,3 +161,55 @@ def test_autosave_after_a_render(qtbot, window, tmp_path):
     assert recovered.edits == (EDIT,) and recovered.rendered is not None
     assert w.document.project_path is None  # autosave is a copy, not the user's project
     assert w.projects.autosave() is False  # nothing changed since
+
+
+def _click_menu_path(qtbot, window, *titles):
+    """Click through the menu bar and its sub-menus as a person does, by the entries' texts."""
+    def find(actions, title):
+        return next(a for a in actions if a.text().replace("&", "") == title)
+
+    bar = window.menuBar()
+    entry = find(bar.actions(), titles[0])
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.actionGeometry(entry).center())
+    menu = entry.menu()
+    qtbot.waitUntil(menu.isVisible, timeout=3000)
+    for title in titles[1:]:
+        entry = find(menu.actions(), title)
+        qtbot.mouseMove(menu, menu.actionGeometry(entry).center())
+        qtbot.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(entry).center())
+        if entry.menu() is None:
+            break
+        menu = entry.menu()
+        qtbot.waitUntil(menu.isVisible, timeout=3000)
+    return entry
+
+
+def test_the_autosave_interval_is_chosen_in_the_file_menu_and_kept(qtbot, window, tmp_path):
+    w = window
+    w.projects.start_autosave(tmp_path / "recovery")
+    assert w.projects.timer.interval() == 3 * 60_000
+    checked = [a.text() for a in w.projects.autosave_actions.actions() if a.isChecked()]
+    assert checked == ["Every 3 Minutes"]
+
+    _click_menu_path(qtbot, w, "File", "Project Options", "Autosave", "Every 1 Minute")
+    assert w.projects.timer.isActive() and w.projects.timer.interval() == 60_000
+    assert float(w.settings.value("autosaveMinutes")) == 1.0
+
+    _click_menu_path(qtbot, w, "File", "Project Options", "Autosave", "Off")
+    assert not w.projects.timer.isActive()
+    w.apply_edit(EDIT)
+    assert w.projects.autosave() is False  # off: not even after a change
+    assert not w.projects.autosaver.project_file.exists()
+
+    # A new window (the next start of the editor) finds the choice where it was left.
+    again = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    assert [a.text() for a in again.projects.autosave_actions.actions() if a.isChecked()] == ["Off"]
+    again.projects.start_autosave(tmp_path / "recovery-2")
+    assert not again.projects.timer.isActive()
+    again.projects.shutdown()
+
+    _click_menu_path(qtbot, w, "File", "Project Options", "Autosave", "Every 5 Minutes")
+    assert w.projects.timer.isActive() and w.projects.timer.interval() == 5 * 60_000
+    assert w.projects.autosave() is True  # on again: the change is saved
+    qtbot.waitUntil(lambda: w.projects.autosaver.project_file.exists() and not w.projects.autosaving, timeout=20000)

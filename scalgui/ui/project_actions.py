@@ -8,7 +8,8 @@ this module only wires it to the window:
   also open ``.scalproj`` files), and two switches for what a save embeds.
 - Opening a project whose sound moved asks for the file; a file with another checksum
   is used only when the user says so.
-- Autosave: every few minutes (QSettings ``autosaveMinutes``, default 3) and after every
+- Autosave: every few minutes (File > Project Options > Autosave; QSettings
+  ``autosaveMinutes``, default 3, 0 for off) and after every
   render, when the document changed since the last autosave, in a worker thread, into the
   per-user recovery folder. A clean exit removes this session's recovery files.
 - At start-up, :meth:`ProjectActions.offer_recovery` offers work left by an editor that
@@ -19,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QTimer
+from PyQt6.QtGui import QAction, QActionGroup
 from PyQt6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from .workers import Worker, start_worker
@@ -28,6 +30,10 @@ __all__ = ["OPEN_FILTER", "PROJECT_FILTER", "ProjectActions", "install_project_a
 PROJECT_FILTER = "scalgui projects (*.scalproj)"
 OPEN_FILTER = ("Sounds and projects (*.wav *.flac *.ogg *.mp3 *.aiff *.aif *.scalproj);;"
                f"{PROJECT_FILTER};;Audio files (*.wav *.flac *.ogg *.mp3 *.aiff *.aif);;All files (*)")
+
+
+#: The intervals File > Project Options > Autosave offers, in minutes (0: off).
+AUTOSAVE_CHOICES_MIN = (1.0, 3.0, 5.0, 10.0, 0.0)
 
 
 class ProjectActions(QObject):
@@ -64,6 +70,16 @@ class ProjectActions(QObject):
         self.options_menu = QMenu("Project &Options", menu)
         self.options_menu.addAction(self.embed_source_action)
         self.options_menu.addAction(self.embed_render_action)
+        self.autosave_menu = self.options_menu.addMenu("&Autosave")
+        self.autosave_actions = QActionGroup(self)
+        for minutes in AUTOSAVE_CHOICES_MIN:
+            text = "Off" if minutes == 0 else f"Every {minutes:g} Minute{'s' if minutes != 1 else ''}"
+            action = QAction(text, self, checkable=True)
+            action.setData(minutes)
+            action.triggered.connect(lambda _on, m=minutes: self.set_interval_minutes(m))
+            self.autosave_actions.addAction(action)
+            self.autosave_menu.addAction(action)
+        self._check_interval()
         menu.insertMenu(before, self.options_menu)
         menu.insertSeparator(before)
         w.renderFinished.connect(lambda _result: self.autosave())
@@ -80,13 +96,33 @@ class ProjectActions(QObject):
         self.window.settings.setValue("projects/embedRender", self.embed_render_action.isChecked())
 
     def interval_minutes(self) -> float:
-        """Minutes between autosaves (QSettings ``autosaveMinutes``, default 3)."""
+        """Minutes between autosaves (QSettings ``autosaveMinutes``, default 3); 0: off."""
         from scalgui.app.recovery import DEFAULT_INTERVAL_MIN
 
         try:
-            return max(float(self.window.settings.value("autosaveMinutes", DEFAULT_INTERVAL_MIN)), 0.05)
+            minutes = float(self.window.settings.value("autosaveMinutes", DEFAULT_INTERVAL_MIN))
         except (TypeError, ValueError):
             return DEFAULT_INTERVAL_MIN
+        return 0.0 if minutes <= 0 else max(minutes, 0.05)
+
+    def set_interval_minutes(self, minutes: float) -> None:
+        """Autosave every ``minutes`` from now on (0: not at all), remembered in the settings."""
+        self.window.settings.setValue("autosaveMinutes", float(minutes))
+        self._check_interval()
+        if self.autosaver is not None:
+            self._start_timer()
+
+    def _check_interval(self) -> None:
+        minutes = self.interval_minutes()
+        for action in self.autosave_actions.actions():
+            action.setChecked(action.data() == minutes)
+
+    def _start_timer(self) -> None:
+        minutes = self.interval_minutes()
+        if minutes > 0:
+            self.timer.start(int(minutes * 60_000))
+        else:
+            self.timer.stop()
 
     def update_actions(self) -> None:
         has_doc = self.window.document is not None
@@ -225,7 +261,7 @@ class ProjectActions(QObject):
         from scalgui.app.recovery import Autosaver
 
         self.autosaver = Autosaver(folder)
-        self.timer.start(int(self.interval_minutes() * 60_000))
+        self._start_timer()
 
     @property
     def autosaving(self) -> bool:
@@ -238,7 +274,7 @@ class ProjectActions(QObject):
         from scalgui.app.project import state_key
 
         doc = self.window.document
-        if self.autosaver is None or doc is None or self._autosave_job is not None:
+        if self.autosaver is None or doc is None or self._autosave_job is not None or self.interval_minutes() == 0:
             return False
         state = (id(doc), state_key(doc))
         if state == self._autosaved:
