@@ -305,6 +305,7 @@ class WindowTargets:
                  errors: str = "warn") -> None:
         self.frame, self.samples, self.edits = frame, samples, list(edits)
         self.registry, self.errors = registry, errors
+        self._plugin_edits = has_plugin_edits(self.edits)
         self._delta: Callable[[Coefficients], Coefficients] | None = None
         self._reference: Callable[[Coefficients], Coefficients] | None = None
 
@@ -319,14 +320,14 @@ class WindowTargets:
         return self._delta
 
     def __call__(self, window: Coefficients) -> Coefficients:
-        if not has_plugin_edits(self.edits):
+        if not self._plugin_edits:
             return apply_edits(window, self.edits)
         return self._replay()(window)
 
     def reference(self, local: Coefficients) -> Coefficients:
         """The coefficients to warm-start a window from, given its analysis ``local`` of
         the signal being re-rendered."""
-        if not (AUDIO_STEP_WARM_START and has_plugin_edits(self.edits)):
+        if not (AUDIO_STEP_WARM_START and self._plugin_edits):
             return local
         self._replay()
         return local if self._reference is None else self._reference(local)
