@@ -97,11 +97,44 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = _finite_float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _number_text(value: float) -> str:
+    """``value`` as written in a range: whole numbers in full (16777216, not 1.67772e+07)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def _float_in(low: float, high: float, unit: str = ""):
+    """An argparse type: a finite number in ``[low, high]``; the error names the range."""
+
+    def parse(text: str) -> float:
+        value = _finite_float(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"must lie in {_number_text(low)}..{_number_text(high)}{unit}, got {text}")
+        return value
+
+    return parse
+
+
+def _int_in(low: int, high: int):
+    """An argparse type: a whole number in ``[low, high]``; the error names the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must lie in {low}..{high}, got {text}")
+        return value
+
+    return parse
+
+
+#: Bounds of ``--memory-limit`` in MB (16 TB at most: more than any machine has; a
+#: larger number would overflow the byte count).
+MEMORY_LIMIT_MB = (1, 2**24)
+#: ``--memory-limit MB``: working memory in MB, parsed into a number in MEMORY_LIMIT_MB.
+_memory_limit_mb = _float_in(*MEMORY_LIMIT_MB, " MB")
 
 
 def _channel_view(text: str) -> int | str:
@@ -124,6 +157,12 @@ def _check_output(path: str | None) -> Path | None:
         raise CommandError(f"cannot write '{out}': folder '{parent}' does not exist")
     if not os.access(parent, os.W_OK):
         raise CommandError(f"cannot write '{out}': permission denied in folder '{parent}'")
+    from scalgui.atomic import resolve_destination
+
+    try:  # not a device or FIFO (root would replace /dev/null), nor a read-only file
+        resolve_destination(out)
+    except OSError as exc:
+        raise CommandError(f"cannot write '{out}': {exc.strerror or _one_line(exc)}") from None
     return out
 
 
@@ -192,6 +231,12 @@ def _run_editor(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- analyze
 
 ANALYZE_HELP = "analyse a sound file: scalogram picture (PNG) and summary (JSON or text)"
+#: Most time columns of the analysis picture: the PNG is 1200 pixels wide, so more only
+#: costs memory (a column per band, float32).
+MAX_PICTURE_COLUMNS = 16384
+#: Lowest ``--floor-db``: far below any sound's noise (24-bit PCM's is -144 dBFS), and its
+#: level (1e-20) still a normal float32.
+MIN_FLOOR_DB = -400.0
 
 
 def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
@@ -209,10 +254,13 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
                    help="channel shown in the picture: an index, mid, side, mean, left or right (default mean)")
     p.add_argument("--png", metavar="OUT.png", help="write the scalogram picture here")
     p.add_argument("--json", metavar="OUT.json", help="write the summary here")
-    p.add_argument("--width", type=_positive_int, default=1200, metavar="PIXELS",
-                   help="time columns of the picture (default 1200)")
-    p.add_argument("--floor-db", type=_finite_float, default=-120.0, metavar="DB",
-                   help="lowest level in the picture's data, dB full scale (default -120)")
+    p.add_argument("--width", type=_int_in(1, MAX_PICTURE_COLUMNS), default=1200, metavar="PIXELS",
+                   help=f"time columns of the picture, 1..{MAX_PICTURE_COLUMNS} (default 1200)")
+    p.add_argument("--floor-db", type=_float_in(MIN_FLOOR_DB, 0.0, " dB"), default=-120.0, metavar="DB",
+                   help=f"lowest level in the picture's data, dB full scale, {MIN_FLOOR_DB:g}..0 (default -120)")
+    p.add_argument("--memory-limit", type=_memory_limit_mb, default=None, metavar="MB",
+                   help="working memory the analysis may take, in MB (default: what the device has free); an "
+                        "analysis planned to need more is refused before it starts")
 
 
 def _resolve_input(text: str) -> Path:
@@ -235,8 +283,19 @@ def analyze_file(
     oversampling: float = 1.0,
     device: str = "auto",
     progress: _Progress | None = None,
+    memory_limit: int | None = None,
+    picture_columns: int = 0,
 ):
     """Load a file, analyse it, resynthesise it, and describe the result.
+
+    Parameters
+    ----------
+    memory_limit : int or None
+        Working memory the analysis may take, in bytes; None: what the device has free.
+        The peak is planned from the file's header before anything is decoded
+        (:func:`scalgui.dsp.memory.check_analysis_memory`).
+    picture_columns : int
+        Columns of the picture that will be drawn from the result (planned with it).
 
     Returns
     -------
@@ -247,13 +306,15 @@ def analyze_file(
     Raises
     ------
     CommandError
-        Unreadable audio, frame settings that do not fit the file, no CUDA device.
+        Unreadable audio, frame settings that do not fit the file, an analysis planned to
+        need more memory than the budget, no CUDA device.
     """
     import numpy as np
     import torch
 
     from scalgui.audio import AudioError, audio_info, load_audio
     from scalgui.dsp.frame import FrameSettings, WaveletFrame, resolve_device
+    from scalgui.dsp.memory import AnalysisMemoryError, check_analysis_memory
 
     path = Path(path)
     progress = progress or _Progress()
@@ -265,10 +326,15 @@ def analyze_file(
         if torch_device.type == "cuda" and not torch.cuda.is_available():
             raise CommandError(f"{path}: --device cuda: no CUDA device is available")
         frame = WaveletFrame(settings, device=torch_device)
+        check_analysis_memory(frame, info["frames"], info["channels"], memory_limit,
+                              picture_columns=picture_columns)
         progress.bar(info["frames"], "decode", unit="frame")
         audio = load_audio(path, progress=progress.frames)
     except AudioError as exc:
         raise CommandError(str(exc)) from None
+    except AnalysisMemoryError as exc:
+        raise CommandError(f"{path}: {_one_line(exc)} (--voices, --oversampling, --fmin; --memory-limit MB "
+                           "sets the budget)") from None
     except ValueError as exc:  # FrameSettings / frame design: the settings do not fit this file
         raise CommandError(f"{path}: {_one_line(exc)}") from None
     finally:
@@ -289,10 +355,8 @@ def analyze_file(
     synthesis_s = time.perf_counter() - t0
     progress.step("done")
     progress.close()
-    x64, y64 = x.double(), y.double()
-    norm = float(torch.linalg.vector_norm(x64))
-    diff = float(torch.linalg.vector_norm(y64 - x64))
-    del y, y64, x64
+    norm, diff = _norm_and_error(x, y)
+    del y
     peak = float(np.max(np.abs(audio.samples)))
     summary = {
         "file": str(path),
@@ -317,6 +381,18 @@ def analyze_file(
     return summary, coeffs
 
 
+def _norm_and_error(x, y, chunk: int = 2**20) -> tuple[float, float]:
+    """``(||x||, ||y - x||)`` summed in float64 a chunk of samples at a time, so that the
+    comparison takes no whole-signal float64 copies (24 bytes per sample)."""
+    x_squares = error_squares = 0.0
+    for start in range(0, x.shape[-1], chunk):
+        a = x[..., start:start + chunk].double()
+        b = y[..., start:start + chunk].double()
+        x_squares += float((a * a).sum())
+        error_squares += float(((b - a) ** 2).sum())
+    return math.sqrt(x_squares), math.sqrt(error_squares)
+
+
 def _format_summary(summary: dict) -> str:
     def value(key: str, v) -> str:
         if v is None:
@@ -339,10 +415,26 @@ def _format_summary(summary: dict) -> str:
     return "\n".join(f"{k.ljust(width)}  {value(k, v)}" for k, v in summary.items())
 
 
+def _refuse_writing_over_input(path: Path, outputs: dict) -> None:
+    """CommandError when an output (``{option: path or None}``) is the input file, in any
+    spelling (``./a.wav``, a symbolic or hard link), or two outputs are the same file."""
+    from scalgui.audio.save import same_file
+
+    named = [(option, out) for option, out in outputs.items() if out is not None]
+    for option, out in named:
+        if same_file(out, path):
+            raise CommandError(f"cannot write '{out}' ({option}): it is the input file; choose another name")
+    for i, (option, out) in enumerate(named):
+        for other, second in named[i + 1:]:
+            if same_file(out, second):
+                raise CommandError(f"cannot write '{out}': {option} and {other} name the same file")
+
+
 def _run_analyze(args: argparse.Namespace) -> int:
     png = _check_output(args.png)
     json_out = _check_output(args.json)
     path = _resolve_input(args.input)
+    _refuse_writing_over_input(path, {"--png": png, "--json": json_out})
     if isinstance(args.channel, int):
         from scalgui.audio import AudioError, audio_info
 
@@ -352,8 +444,10 @@ def _run_analyze(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         if not -channels <= args.channel < channels:
             raise CommandError(f"{path}: --channel {args.channel}: the file has {channels} channel(s)")
+    memory_limit = None if args.memory_limit is None else int(args.memory_limit * 2**20)
     summary, coeffs = analyze_file(path, voices=args.voices, fmin=args.fmin, fmax=args.fmax,
-                                   oversampling=args.oversampling, device=args.device)
+                                   oversampling=args.oversampling, device=args.device, memory_limit=memory_limit,
+                                   picture_columns=args.width if png is not None else 0)
     if png is not None:
         from scalgui.dsp.raster import scalogram_raster
         from scalgui.plotting import save_scalogram_png
@@ -403,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "analysis_seconds times one analyze call after the frame is built; "
                              "it includes building the FFT plans for the file's length.")
     _add_analyze_arguments(analyze)
+    one_line_usage_errors(analyze)
     analyze.set_defaults(run=_run_analyze)
 
     from scalgui.commands import fx as fx_command

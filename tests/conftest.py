@@ -70,6 +70,22 @@ def torch_device(request) -> str:
     return getattr(request, "param", "cpu")
 
 
+# --------------------------------------------------------------------------- the user's settings
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_settings(tmp_path_factory, monkeypatch):
+    """Every test sees an empty settings folder of its own and no VST3 trust left over from
+    another test (the developer's own ~/.config/scalgui must not change what a test sees)."""
+    from scalgui.audio.vst3 import forget_allowed_vst3
+
+    monkeypatch.setenv("SCALGUI_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("SCALGUI_VST3_PATH", raising=False)
+    forget_allowed_vst3()
+    yield
+    forget_allowed_vst3()
+
+
 # --------------------------------------------------------------------------- signals
 # Generated once per session and copied per test, so a test may modify its array freely.
 

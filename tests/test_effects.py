@@ -516,8 +516,10 @@ def test_preset_files_that_are_not_there_or_not_text(tmp_path):
 # --------------------------------------------------------------------------- VST3
 
 
-def test_vst3_that_cannot_load_names_the_plugin_and_the_problem(tmp_path):
+def test_vst3_that_cannot_load_names_the_plugin_and_the_problem(tmp_path, monkeypatch):
     from scalgui.audio.vst3 import load_vst3
+
+    monkeypatch.setenv("SCALGUI_VST3_PATH", str(tmp_path))  # as if installed in a VST3 folder
 
     with pytest.raises(PluginLoadError, match=r"cannot load VST3 plugin '.*Nothere\.vst3': no such file or folder"):
         load_vst3(tmp_path / "Nothere.vst3")

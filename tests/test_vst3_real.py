@@ -49,6 +49,13 @@ def bundle() -> Path:
     return _bundle()
 
 
+@pytest.fixture(autouse=True)
+def trusted_bundle_folder(monkeypatch):
+    """The test plugin's folder is one of the user's VST3 folders, as an installed plugin's
+    would be (plugins elsewhere are not loaded: tests/test_hostile_vst3.py)."""
+    monkeypatch.setenv("SCALGUI_VST3_PATH", str(_bundle().parent))
+
+
 @pytest.fixture(scope="module")
 def noise() -> np.ndarray:
     """One second of stereo noise at 48 kHz, RMS 0.1 (peaks well below full scale)."""

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from psygnal import Signal
 
-from ..audio import SaveReport, load_audio, save_audio
+from ..audio import SaveReport, audio_info, load_audio, save_audio
 from ..audio.effects import PLACEMENTS, EffectChain, apply_chain
 from ..audio.errors import AudioWriteError, EffectError
 from ..dsp.edits import Edit, TimeRange as _TimeShape, edit_weights, touched_spans
 from ..dsp.frame import Coefficients, FrameSettings, WaveletFrame
+from ..dsp.memory import check_analysis_memory
 from ..dsp.phase import CancelToken, RetrievalProgress, RetrievalResult, RetrievalSettings, rerender_spans
 from ..dsp.raster import Raster, resample_raster, scalogram_raster
 from ..plugins import PluginEdit, apply_edit_list, edit_list_targets
@@ -50,6 +51,8 @@ LAYERS = ("source", "target", "render", "difference")
 
 #: Columns of the cached whole-file pictures that zoomed-out views are cut from.
 OVERVIEW_WIDTH = 8192
+#: Picture columns an analysis plans memory for: an overview of each layer.
+OVERVIEW_PICTURE_COLUMNS = OVERVIEW_WIDTH * len(LAYERS)
 
 #: Render settings of the editor: warm start from the source's phase, few iterations.
 DEFAULT_RENDER = RetrievalSettings(method="fgla", init="original", iterations=32)
@@ -135,7 +138,16 @@ class Document:
     # ------------------------------------------------------------------ construction
     @classmethod
     def open(cls, path: str | Path, *, settings: FrameSettings | None = None, device: str = "auto", progress=None) -> "Document":
-        """Load an audio file (any format pedalboard reads); raises ``AudioError`` on bad input."""
+        """Load an audio file (any format pedalboard reads).
+
+        Raises ``AudioError`` on bad input, and
+        :class:`~scalgui.dsp.memory.AnalysisMemoryError` (a ValueError) before decoding
+        when the file's analysis is planned to need more memory than is available.
+        """
+        info = audio_info(path)
+        frame = WaveletFrame(settings or FrameSettings(info["sample_rate"]), device=device)
+        check_analysis_memory(frame, info["frames"], info["channels"], resynthesis=False,
+                              picture_columns=OVERVIEW_PICTURE_COLUMNS)
         audio = load_audio(path, progress=progress)
         return cls(audio.samples, audio.sample_rate, path=audio.path or path, settings=settings, device=device)
 
@@ -236,10 +248,17 @@ class Document:
         """
         return self.settings.for_retrieval()
 
-    def _analyse(self) -> None:
+    def _analyse(self, settings: FrameSettings | None = None) -> None:
+        """Analyse the source with ``settings`` (default: the current ones), which become
+        the document's; refused before anything changes when the analysis is planned to
+        need more memory than is available (AnalysisMemoryError, a ValueError)."""
+        settings = settings or self.settings
+        frame = WaveletFrame(settings, device=self.device)
+        check_analysis_memory(frame, self.frames, self.channels, resynthesis=False,
+                              picture_columns=OVERVIEW_PICTURE_COLUMNS)
+        coefficients = frame.analyze(torch.from_numpy(self.samples))
+        self.settings, self.frame, self.coefficients = settings, frame, coefficients
         self.render_frame = WaveletFrame(self.render_settings, device=self.device)
-        self.frame = WaveletFrame(self.settings, device=self.device)
-        self.coefficients = self.frame.analyze(torch.from_numpy(self.samples))
         self._target = None
         self._rendered_coefficients = None  # re-analysed on first use (_render_coefficients)
 
@@ -259,8 +278,7 @@ class Document:
         if settings.sample_rate != self.sample_rate:
             raise ValueError(f"settings are for {settings.sample_rate:g} Hz, the sound is at {self.sample_rate:g} Hz")
         with self._lock:
-            self.settings = settings
-            self._analyse()
+            self._analyse(settings)
         self.events.changed.emit("analysis")
 
     # ------------------------------------------------------------------ edits and undo

@@ -23,12 +23,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import ReadOnlyFile, clean_stale_temps, refuse_read_only, temp_path
 from ..audio import SaveReport, audio_info, save_audio
 from ..audio.errors import AudioWriteError, UnsupportedFormat
 from ..audio.formats import SUPPORTED_WRITE_FORMATS
 from ..audio.save import same_file
 
-__all__ = ["InPlaceTarget", "backup_path", "write_back"]
+__all__ = ["InPlaceTarget", "backup_path", "existing_backups", "refuse_writing_read_only", "write_back"]
 
 
 @dataclass
@@ -67,9 +68,12 @@ class InPlaceTarget:
         UnsupportedFormat
             Its extension or bit depth is one the writer cannot produce, or the extension
             names another format than the content (it would be written in the wrong one).
+        AudioWriteError
+            It is read-only (no write bit: see :func:`refuse_writing_read_only`).
         """
         path = Path(path)
         info = audio_info(path)
+        refuse_writing_read_only(path)
         spec = SUPPORTED_WRITE_FORMATS.get(path.suffix.lower())
         if spec is None:
             raise UnsupportedFormat(path, f"cannot edit in place: {path.suffix or 'no extension'} files "
@@ -92,24 +96,47 @@ class InPlaceTarget:
         return f"{self.format}{bits}, {self.sample_rate:g} Hz"
 
 
+def refuse_writing_read_only(path: str | os.PathLike) -> None:
+    """Raise :class:`~scalgui.audio.errors.AudioWriteError` when ``path`` has no write bit
+    (e.g. mode 0444): a file made read-only is not written back, whoever runs scalgui."""
+    try:
+        refuse_read_only(path)
+    except ReadOnlyFile as exc:
+        raise AudioWriteError(path, exc.strerror, errno=exc.errno) from None
+
+
+def _backup_names(path: Path):
+    """``x.orig.wav``, ``x.orig.1.wav``, ``x.orig.2.wav``... beside ``path``."""
+    yield path.with_name(f"{path.stem}.orig{path.suffix}")
+    n = 1
+    while True:
+        yield path.with_name(f"{path.stem}.orig.{n}{path.suffix}")
+        n += 1
+
+
 def backup_path(path: str | os.PathLike) -> Path:
     """The first free backup name next to ``path``: ``x.orig.wav``, then ``x.orig.1.wav``...
 
     Existing backups are never replaced: the oldest holds the truly original sound.
     """
-    path = Path(path)
-    candidate = path.with_name(f"{path.stem}.orig{path.suffix}")
-    n = 1
-    while os.path.lexists(candidate):
-        candidate = path.with_name(f"{path.stem}.orig.{n}{path.suffix}")
-        n += 1
-    return candidate
+    return next(name for name in _backup_names(Path(path)) if not os.path.lexists(name))
+
+
+def existing_backups(path: str | os.PathLike) -> list[Path]:
+    """The backups of ``path`` made so far (the names :func:`backup_path` hands out, up
+    to the first one that is free), oldest first."""
+    found = []
+    for name in _backup_names(Path(path)):
+        if not os.path.lexists(name):
+            return found
+        found.append(name)
 
 
 def _copy_backup(path: Path) -> Path:
     """Copy ``path`` byte for byte to a fresh backup name; the copy is complete or absent."""
     final = backup_path(path)
-    tmp = final.with_name(f".{final.name}.tmp")
+    clean_stale_temps(final.parent, destination=final)
+    tmp = temp_path(final)
     try:
         shutil.copy2(path, tmp)
         if os.path.getsize(tmp) != os.path.getsize(path):
@@ -150,12 +177,14 @@ def write_back(doc, target: InPlaceTarget, *, clip: str = "error") -> SaveReport
     ValueError
         The document is not the file's (another path or sample rate).
     AudioError
-        The backup or the write failed (the file is then left as it was).
+        The file is read-only (refused before the backup is made), or the backup or the
+        write failed (the file is then left as it was).
     """
     if doc.path is None or not same_file(Path(doc.path), target.path):
         raise ValueError(f"the document ({doc.path}) is not the file edited in place ({target.path})")
     if doc.sample_rate != target.sample_rate:
         raise ValueError(f"the document is at {doc.sample_rate:g} Hz, '{target.path}' at {target.sample_rate:g} Hz")
+    refuse_writing_read_only(target.path)
     signal = doc.output()
     if target.backup is None:
         target.backup = _copy_backup(target.path)

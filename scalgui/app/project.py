@@ -31,16 +31,24 @@ Opening finds the source by its absolute path, then by its path relative to the 
 to an embedded copy. When none is found, :class:`SourceMissingError` tells the caller
 (the editor asks the user for the file, a script passes ``source=``); a file whose
 checksum differs gives :class:`SourceMismatchError` unless ``verify=False``.
+
+A project may come from anyone, so opening trusts nothing in it: the archive's members
+(:mod:`scalgui.app._archive`: sizes, compression, ``.npy`` headers), the manifest's size
+and nesting (:mod:`scalgui.safe_json`), and every field's type and range are checked
+before use, and every path it names must be a regular file before it is read. Anything
+wrong is a :class:`ProjectError` of one line.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
 import io
 import json
-import math
+import numbers
 import os
+import re
 import tempfile
 import weakref
 import zipfile
@@ -52,10 +60,23 @@ import numpy as np
 
 from ..audio.effects import PLACEMENTS, EffectChain, chains_from_dict, chains_to_dict
 from ..audio.errors import AudioError, EffectError
-from ..dsp.edits import Band, Combined, Edit, Harmonic, Lasso, Rectangle, Stroke, TimeRange
+from ..audio.formats import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SUPPORTED_WRITE_FORMATS
 from ..dsp.frame import FrameSettings
 from ..dsp.phase import RetrievalSettings
-from ..plugins import PluginEdit
+from ..safe_json import loads_bounded
+from ._archive import (
+    MAX_CHANNELS,
+    MAX_EMBEDDED_BYTES,
+    MAX_MANIFEST_BYTES,
+    ArchiveError,
+    NotRegularFile,
+    copy_member,
+    open_archive,
+    open_regular_file,
+    read_member,
+    read_npy_member,
+)
+from ._project_json import _settings_from_json, _settings_to_json, edit_from_json, edit_to_json
 
 __all__ = [
     "FORMAT",
@@ -67,6 +88,7 @@ __all__ = [
     "SourceInfo",
     "SourceMismatchError",
     "SourceMissingError",
+    "UntrustedPluginsError",
     "edit_from_json",
     "edit_to_json",
     "file_sha256",
@@ -85,8 +107,17 @@ SUFFIX = ".scalproj"
 MANIFEST = "project.json"
 EXPORT_DEFAULTS = {"bit_depth": None, "quality": None, "clip": "error"}
 
-_SHAPES = {cls.__name__: cls for cls in (Rectangle, TimeRange, Band, Lasso, Harmonic, Stroke, Combined)}
 _EMBED_FORMATS = ("npy", "flac")
+_EMBED_NAMES = ("source.npy", "source.flac")
+_RENDER_NAME = "render.npy"
+#: ``save_audio``'s ``clip`` policies and the bit depths its writers offer.
+_CLIP_POLICIES = ("error", "normalize", "limit", "allow")
+_BIT_DEPTHS = tuple(sorted({depth for spec in SUPPORTED_WRITE_FORMATS.values() for depth in spec.bit_depths}))
+#: Longest path a project may record, in characters (PATH_MAX on Linux).
+_MAX_PATH_CHARS = 4096
+#: Most frames a project may record for its source: a day at the highest sample rate.
+_MAX_FRAMES = int(MAX_SAMPLE_RATE) * 86400
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 # --------------------------------------------------------------------------- errors
@@ -130,6 +161,24 @@ class SourceMissingError(ProjectError):
         super().__init__(path, f"its source sound {where} was moved or deleted; locate it to continue")
 
 
+class UntrustedPluginsError(ProjectError):
+    """The project's effect chains name VST3 plugins outside the folders the user trusts;
+    nothing of them was loaded (a plugin runs its own code). Open again after trusting
+    them (:func:`scalgui.audio.vst3.allow_vst3`), or with ``bypass_untrusted=True``.
+
+    Attributes
+    ----------
+    plugins : list of Path
+        The plugin files, in chain order.
+    """
+
+    def __init__(self, path, plugins) -> None:
+        self.plugins = [Path(p) for p in plugins]
+        more = f" (and {len(self.plugins) - 1} more)" if len(self.plugins) > 1 else ""
+        super().__init__(path, f"its effect chain uses the VST3 plugin '{self.plugins[0]}'{more}, which is outside "
+                               "the VST3 folders you trust, and a plugin runs its own code; it was not loaded")
+
+
 class SourceMismatchError(ProjectError):
     """A file offered as the project's source has another checksum than the one recorded.
 
@@ -150,144 +199,7 @@ class SourceMismatchError(ProjectError):
         )
 
 
-# --------------------------------------------------------------------------- edits as JSON
-
-
-def _encode_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"float": repr(value)}  # 'inf', '-inf', 'nan': strict JSON has no such numbers
-    if isinstance(value, (tuple, list)):
-        return [_encode_value(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise TypeError(f"cannot store a {type(value).__name__} in a project ({value!r})")
-
-
-def _decode_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"float"} and value["float"] in ("inf", "-inf", "nan"):
-            return float(value["float"])
-        raise ValueError(f"unexpected object {value!r}")
-    if isinstance(value, list):
-        return tuple(_decode_value(v) for v in value)
-    return value
-
-
-def _shape_to_json(shape) -> dict:
-    name = type(shape).__name__
-    if name not in _SHAPES or not isinstance(shape, _SHAPES[name]):
-        raise TypeError(f"unknown shape type {name}")
-    if isinstance(shape, Combined):
-        return {"type": name, "parts": [{"op": op, "shape": _shape_to_json(s)} for s, op in shape.parts]}
-    data: dict[str, Any] = {"type": name}
-    for f in dataclasses.fields(shape):
-        data[f.name] = _encode_value(getattr(shape, f.name))
-    return data
-
-
-def _shape_from_json(data: Any, where: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: a shape must be an object, got {type(data).__name__}")
-    name = data.get("type")
-    cls = _SHAPES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(f"{where}: unknown shape type {name!r} (known: {', '.join(_SHAPES)})")
-    if cls is Combined:
-        parts = data.get("parts")
-        if not isinstance(parts, list) or set(data) != {"type", "parts"}:
-            raise ValueError(f"{where}: Combined needs exactly \"parts\": a list of {{\"op\", \"shape\"}}")
-        decoded = []
-        for i, part in enumerate(parts):
-            if not isinstance(part, dict) or set(part) != {"op", "shape"}:
-                raise ValueError(f"{where}.parts[{i}]: expected {{\"op\": \"add\"|\"subtract\", \"shape\": ...}}")
-            decoded.append((_shape_from_json(part["shape"], f"{where}.parts[{i}].shape"), part["op"]))
-        return _construct(cls, {"parts": tuple(decoded)}, where)
-    known = {f.name for f in dataclasses.fields(cls)}
-    extra = sorted(set(data) - known - {"type"})
-    if extra:
-        raise ValueError(f"{where}: {name} has unknown field(s) {', '.join(map(repr, extra))}")
-    values = {k: _decode_value(v) for k, v in data.items() if k != "type"}
-    for k, v in values.items():
-        if isinstance(v, bool) or (isinstance(v, str)):
-            raise ValueError(f"{where}: {name}.{k} must be a number, got {v!r}")
-    return _construct(cls, values, where)
-
-
-def _construct(cls, values: dict, where: str):
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {cls.__name__}: {' '.join(str(exc).split())}") from None
-
-
-def edit_to_json(edit) -> dict:
-    """The project form of one edit (an :class:`~scalgui.dsp.edits.Edit` or a
-    :class:`~scalgui.plugins.PluginEdit`): a JSON object tagged with its ``"type"``.
-
-    >>> edit_to_json(Edit(Band(100.0, 200.0), "gain", -6.0))
-    {'type': 'Edit', 'action': 'gain', 'amount_db': -6.0, 'shape': {'type': 'Band', 'f0': 100.0, 'f1': 200.0, 'feather_oct': 0.041666666666666664}}
-    """
-    if isinstance(edit, PluginEdit):
-        return {
-            "type": "PluginEdit",
-            "plugin": edit.plugin,
-            "params": {name: _encode_value(value) for name, value in edit.params},
-            "selection": None if edit.selection is None else _shape_to_json(edit.selection),
-        }
-    if isinstance(edit, Edit):
-        return {"type": "Edit", "action": edit.action, "amount_db": _encode_value(float(edit.amount_db)),
-                "shape": _shape_to_json(edit.shape)}
-    raise TypeError(f"expected an Edit or a PluginEdit, got {type(edit).__name__}")
-
-
-def edit_from_json(data: Any, where: str = "edit"):
-    """The edit :func:`edit_to_json` wrote; raises ``ValueError`` saying where it is wrong."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: an edit must be an object, got {type(data).__name__}")
-    kind = data.get("type")
-    if kind == "Edit":
-        extra = sorted(set(data) - {"type", "action", "amount_db", "shape"})
-        if extra or "shape" not in data:
-            raise ValueError(f"{where}: an Edit has \"action\", \"amount_db\" and \"shape\""
-                             + (f", not {', '.join(map(repr, extra))}" if extra else ""))
-        amount = _decode_value(data.get("amount_db", -20.0))
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-            raise ValueError(f"{where}: amount_db must be a number, got {amount!r}")
-        shape = _shape_from_json(data["shape"], f"{where}.shape")
-        return _construct(Edit, {"shape": shape, "action": data.get("action", "gain"), "amount_db": float(amount)},
-                          where)
-    if kind == "PluginEdit":
-        extra = sorted(set(data) - {"type", "plugin", "params", "selection"})
-        if extra:
-            raise ValueError(f"{where}: a PluginEdit has \"plugin\", \"params\" and \"selection\", "
-                             f"not {', '.join(map(repr, extra))}")
-        params = data.get("params", {})
-        if not isinstance(params, dict):
-            raise ValueError(f"{where}: params must be an object")
-        selection = data.get("selection")
-        selection = None if selection is None else _shape_from_json(selection, f"{where}.selection")
-        values = {name: _decode_value(value) for name, value in params.items()}
-        return _construct(PluginEdit, {"plugin": data.get("plugin"), "params": values, "selection": selection}, where)
-    raise ValueError(f"{where}: unknown edit type {kind!r} (expected \"Edit\" or \"PluginEdit\")")
-
-
 # --------------------------------------------------------------------------- settings
-
-
-def _settings_to_json(settings) -> dict:
-    return {k: _encode_value(v) for k, v in dataclasses.asdict(settings).items()}
-
-
-def _settings_from_json(cls, data: Any, where: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be an object")
-    known = {f.name for f in dataclasses.fields(cls)}
-    extra = sorted(set(data) - known)
-    if extra:
-        raise ValueError(f"{where} has unknown field(s) {', '.join(map(repr, extra))}")
-    return _construct(cls, {k: _decode_value(v) for k, v in data.items()}, where)
 
 
 def settings_for_rate(settings: FrameSettings, sample_rate: float) -> FrameSettings:
@@ -376,25 +288,46 @@ class Project:
         """The chain at ``placement`` (empty when the project has none there)."""
         return next((c for c in self.chains if c.placement == placement), EffectChain(placement))
 
-    def read_array(self, name: str) -> np.ndarray:
-        """An embedded ``.npy`` array, read without pickle."""
-        return _read_array(self.path, name)
+    def read_array(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """An embedded float32 ``[channels, frames]`` ``.npy`` array, read without pickle,
+        its header checked before its data is read.
+
+        Parameters
+        ----------
+        name : str
+            The member, e.g. ``"source.npy"``.
+        shape : (int, int), optional
+            The shape it must have.
+
+        Raises
+        ------
+        ProjectError
+            A missing, oversized or damaged array, or one of another shape.
+        """
+        return _read_array(self.path, name, shape)
 
 
 _HASHES: dict[tuple, str] = {}
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (cached by path, size and modification time)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
+    """Hex SHA-256 of a file's bytes (cached by path, size and modification time).
+
+    Raises
+    ------
+    OSError
+        Missing or unreadable; :class:`~scalgui.app._archive.NotRegularFile` for a
+        folder, FIFO, device or socket (refused at once: reading ``/dev/zero`` would never
+        end, a FIFO would block).
+    """
+    with open_regular_file(path) as handle:
+        stat = os.fstat(handle.fileno())
+        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        if key not in _HASHES:
+            digest = hashlib.sha256()
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-        _HASHES[key] = digest.hexdigest()
+            _HASHES[key] = digest.hexdigest()
     return _HASHES[key]
 
 
@@ -485,15 +418,26 @@ def save_project(
         original = doc.original_samples
         state = state_key(doc)
     on_disk = source_path is not None and source_path.is_file()
+    # What opening refuses is refused here, so that no save writes a project that
+    # cannot be opened again.
+    channels, frames = original.shape
+    if not 1 <= channels <= MAX_CHANNELS or frames < 1 or not MIN_SAMPLE_RATE <= doc.sample_rate <= MAX_SAMPLE_RATE:
+        raise ProjectError(path, f"a sound of {channels} channel(s), {frames} frames at {doc.sample_rate:g} Hz "
+                                 f"cannot be stored (projects hold 1 to {MAX_CHANNELS} channels at "
+                                 f"{MIN_SAMPLE_RATE:g}..{MAX_SAMPLE_RATE:g} Hz)", action="save")
     if not on_disk and embed_source is False:
         embed_source = "npy"  # nothing else would hold the sound
     files: dict[str, bytes] = {}
     embedded = None
     if embed_source == "flac":
         data = _flac_bytes(original, doc.sample_rate)
-        if data is not None:
+        if data is not None and len(data) <= MAX_EMBEDDED_BYTES:
             files["source.flac"], embedded = data, "source.flac"
     if embed_source and embedded is None:
+        if original.size * 4 > MAX_EMBEDDED_BYTES:
+            raise ProjectError(path, f"the sound is too long to embed ({original.size * 4 / 2**30:.1f} GiB; a "
+                                     f"project embeds at most {MAX_EMBEDDED_BYTES / 2**30:.0f} GiB): save it as an "
+                                     "audio file first, then save the project", action="save")
         files["source.npy"], embedded = _npy_bytes(original), "source.npy"
     relative = None
     if on_disk:
@@ -511,7 +455,8 @@ def save_project(
             "frames": int(original.shape[1]),
             "embedded": embedded,
         }
-        if embed_render and rendered is not None:
+        # The render is a cache: one too large to embed is rendered again after opening.
+        if embed_render and rendered is not None and rendered.size * 4 <= MAX_EMBEDDED_BYTES:
             files["render.npy"] = _npy_bytes(rendered)
         manifest = {
             "format": FORMAT,
@@ -528,8 +473,12 @@ def save_project(
                       "pending": pending if "render.npy" in files else None},
         }
         text = json.dumps(manifest, indent=1, allow_nan=False)
+        loads_bounded(text, max_bytes=MAX_MANIFEST_BYTES)  # what opening will accept
     except (TypeError, ValueError) as exc:
         raise ProjectError(path, f"cannot be stored: {exc}", action="save") from None
+    except OSError as exc:  # the source, replaced since is_file (by a folder, a FIFO...), or unreadable
+        raise ProjectError(path, f"its source '{source_path}' cannot be read: {exc.strerror or exc}",
+                           action="save") from None
 
     def write(handle) -> None:
         with zipfile.ZipFile(handle, "w") as archive:
@@ -552,92 +501,136 @@ def save_project(
 # --------------------------------------------------------------------------- reading
 
 
-def _open_archive(path: Path) -> zipfile.ZipFile:
+@contextlib.contextmanager
+def _archive(path: Path):
+    """The project's archive, opened and checked by :func:`scalgui.app._archive.open_archive`;
+    its problems, and those of reading members inside the block, as :class:`ProjectError`."""
     try:
-        return zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise ProjectError(path, "no such file") from None
-    except IsADirectoryError:
-        raise ProjectError(path, "is a folder") from None
-    except zipfile.BadZipFile as exc:
-        size = path.stat().st_size if path.exists() else 0
-        what = "empty file" if size == 0 else f"damaged or truncated, or not a project ({exc})"
-        raise ProjectError(path, what) from None
-    except OSError as exc:
-        raise ProjectError(path, exc.strerror or str(exc)) from None
+        with open_archive(path) as archive:
+            yield archive
+    except ArchiveError as exc:
+        raise ProjectError(path, str(exc)) from None
 
 
-def _read_member(path: Path, archive: zipfile.ZipFile, name: str) -> bytes:
-    try:
-        return archive.read(name)
-    except KeyError:
-        raise ProjectError(path, f"damaged: {name} is missing from the archive") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:  # bad CRC, cut-off data
-        raise ProjectError(path, f"damaged: {name} cannot be read ({' '.join(str(exc).split())})") from None
-
-
-def _read_array(path: Path, name: str) -> np.ndarray:
-    with _open_archive(path) as archive:
-        data = _read_member(path, archive, name)
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ProjectError(path, f"damaged: {name} is not a valid array ({' '.join(str(exc).split())})") from None
-    if array.ndim != 2 or array.dtype != np.float32 or not np.all(np.isfinite(array)):
-        raise ProjectError(path, f"damaged: {name} is not finite float32 [channels, frames] audio")
-    return array
+def _read_array(path: Path, name: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    with _archive(path) as archive:
+        return read_npy_member(archive, name, shape=shape)
 
 
 def read_project(path: str | os.PathLike) -> Project:
     """Read and check a project's manifest (no audio is loaded).
 
+    Nothing in the file is trusted: the archive, its members' sizes and the manifest's
+    size, nesting, types and numbers are checked before use (limits in
+    :mod:`scalgui.app._archive` and :mod:`scalgui.safe_json`).
+
     Raises
     ------
     ProjectError
-        Missing, empty, truncated or damaged file, not a zip archive, bad JSON, not a
-        scalgui project, a newer format version, or content that does not make sense; the
-        one-line message names the file and the problem.
+        Missing, empty, truncated or damaged file; not a regular file (a folder, a FIFO,
+        a device); not a zip archive or one scalgui would not write (encrypted,
+        unsupported compression, duplicate or oversized members); bad or oversized JSON;
+        not a scalgui project; a newer format version; content that does not make sense
+        or lies outside what scalgui handles. The one-line message names the file and
+        the problem (and the field, for the manifest's content).
     """
     path = Path(path)
-    with _open_archive(path) as archive:
-        raw = _read_member(path, archive, MANIFEST)
+    with _archive(path) as archive:
+        raw = read_member(archive, MANIFEST, MAX_MANIFEST_BYTES)
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ProjectError(path, f"{MANIFEST} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ProjectError(path, f"{MANIFEST} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                                 f"column {exc.colno}") from None
+        data = loads_bounded(raw, max_bytes=MAX_MANIFEST_BYTES)
+    except ValueError as exc:
+        raise ProjectError(path, f"{MANIFEST}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ProjectError(path, "not a scalgui project (project.json has no \"format\": \"scalgui-project\")")
     version = data.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ProjectError(path, f"unknown project format version {version!r}")
+        raise ProjectError(path, f"unknown project format version {version!r:.80}")
     if version > VERSION:
-        raise ProjectError(path, f"it was saved by a newer scalgui ({data.get('scalgui', '?')}, format version "
-                                 f"{version}); this one reads format version {VERSION} and older: update scalgui")
+        raise ProjectError(path, f"it was saved by a newer scalgui ({str(data.get('scalgui', '?'))[:40]}, format "
+                                 f"version {version}); this one reads format version {VERSION} and older: update "
+                                 "scalgui")
     try:
         return _project_from_json(path, version, data)
-    except ValueError as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ProjectError(path, f"{MANIFEST}: {exc}") from None
 
 
-def _project_from_json(path: Path, version: int, data: dict) -> Project:
-    src = data.get("source")
+def _text_or_none(data: dict, key: str, where: str) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{where}.{key} must be text or null, got {value!r}")
+    if len(value) > _MAX_PATH_CHARS or "\0" in value:
+        raise ValueError(f"{where}.{key} is not a path (longer than {_MAX_PATH_CHARS} characters, or holds NUL)")
+    return value
+
+
+def _whole_number(data: dict, key: str, where: str, low: int, high: int) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{where}.{key} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{where}.{key} must lie in {low}..{high}, got {value}")
+    return int(value)
+
+
+def _source_from_json(src: Any) -> SourceInfo:
     if not isinstance(src, dict):
         raise ValueError("\"source\" must be an object")
-    try:
-        source = SourceInfo(
-            path=Path(src["path"]) if src.get("path") else None,
-            relative=src.get("relative"),
-            sha256=src.get("sha256"),
-            sample_rate=float(src["sample_rate"]),
-            channels=int(src["channels"]),
-            frames=int(src["frames"]),
-            embedded=src.get("embedded"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"source: missing or bad field {exc}") from None
+    path = _text_or_none(src, "path", "source")
+    relative = _text_or_none(src, "relative", "source")
+    sha256 = src.get("sha256")
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+        raise ValueError(f"source.sha256 must be 64 lower-case hex digits or null, got {str(sha256)[:80]!r}")
+    rate = src.get("sample_rate")
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"source.sample_rate must be a number of Hz in {MIN_SAMPLE_RATE:g}..{MAX_SAMPLE_RATE:g}, "
+                         f"got {rate!r}")
+    channels = _whole_number(src, "channels", "source", 1, MAX_CHANNELS)
+    frames = _whole_number(src, "frames", "source", 1, _MAX_FRAMES)
+    embedded = src.get("embedded")
+    if embedded is not None and embedded not in _EMBED_NAMES:
+        raise ValueError(f"source.embedded must be null, {' or '.join(map(repr, _EMBED_NAMES))}, got {embedded!r}")
+    return SourceInfo(Path(path) if path else None, relative, sha256, float(rate), channels, frames, embedded)
+
+
+def _export_from_json(export: Any) -> dict:
+    if not isinstance(export, dict) or set(export) - set(EXPORT_DEFAULTS):
+        raise ValueError(f"render.export must be an object with {', '.join(EXPORT_DEFAULTS)}")
+    export = {**EXPORT_DEFAULTS, **export}
+    if export["bit_depth"] is not None and (isinstance(export["bit_depth"], bool)
+                                            or export["bit_depth"] not in _BIT_DEPTHS):
+        raise ValueError(f"render.export.bit_depth must be null or one of {', '.join(map(str, _BIT_DEPTHS))}, "
+                         f"got {export['bit_depth']!r}")
+    quality = export["quality"]
+    # Checked against the output's format when writing; here only kept to a sane size.
+    if not (quality is None or (isinstance(quality, str) and len(quality) <= 32)
+            or (isinstance(quality, numbers.Integral) and not isinstance(quality, bool) and 0 <= quality <= 10_000)):
+        raise ValueError(f"render.export.quality must be null, a short text or a whole number, got {quality!r:.80}")
+    if export["clip"] not in _CLIP_POLICIES:
+        raise ValueError(f"render.export.clip must be one of {', '.join(_CLIP_POLICIES)}, got {export['clip']!r:.80}")
+    return export
+
+
+def _pending_from_json(pending: Any) -> list | None:
+    if pending is None:
+        return None
+    spans = []
+    if isinstance(pending, list):
+        for span in pending:
+            if not (isinstance(span, list) and len(span) == 2
+                    and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in span)):
+                break
+            spans.append((float(span[0]), float(span[1])))
+        else:
+            return spans
+    raise ValueError("state.pending must be a list of [start, end] seconds")
+
+
+def _project_from_json(path: Path, version: int, data: dict) -> Project:
+    source = _source_from_json(data.get("source"))
     settings = _settings_from_json(FrameSettings, data.get("analysis"), "analysis")
     edits_data = data.get("edits", [])
     if not isinstance(edits_data, list):
@@ -652,23 +645,34 @@ def _project_from_json(path: Path, version: int, data: dict) -> Project:
     if not isinstance(render, dict):
         raise ValueError("\"render\" must be an object")
     retrieval = _settings_from_json(RetrievalSettings, render.get("retrieval", {}), "render.retrieval")
-    export = render.get("export", {})
-    if not isinstance(export, dict) or set(export) - set(EXPORT_DEFAULTS):
-        raise ValueError(f"render.export must be an object with {', '.join(EXPORT_DEFAULTS)}")
+    export = _export_from_json(render.get("export", {}))
     state = data.get("state", {})
     if not isinstance(state, dict):
         raise ValueError("\"state\" must be an object")
-    pending = state.get("pending")
-    if pending is not None:
-        try:
-            pending = [(float(a), float(b)) for a, b in pending]
-        except (TypeError, ValueError):
-            raise ValueError("state.pending must be a list of [start, end] seconds") from None
-    return Project(path, version, source, settings, edits, chains, retrieval, {**EXPORT_DEFAULTS, **export},
-                   state.get("render"), pending)
+    if state.get("render") not in (None, _RENDER_NAME):
+        raise ValueError(f"state.render must be null or {_RENDER_NAME!r}, got {state.get('render')!r:.80}")
+    return Project(path, version, source, settings, edits, chains, retrieval, export, state.get("render"),
+                   _pending_from_json(state.get("pending")))
 
 
 # --------------------------------------------------------------------------- opening
+
+
+def _source_file(project: Project, candidate: str | os.PathLike) -> Path:
+    """``candidate`` as a Path when it is a regular file; a :class:`ProjectError` naming it
+    at once otherwise (a folder, a FIFO that would block, ``/dev/zero`` that never ends)."""
+    candidate = Path(candidate)
+    try:
+        open_regular_file(candidate).close()
+    except FileNotFoundError:
+        raise ProjectError(project.path, f"source '{candidate}': no such file") from None
+    except NotRegularFile as exc:
+        raise ProjectError(project.path, f"source '{candidate}' {exc.strerror}") from None
+    except OSError as exc:
+        raise ProjectError(project.path, f"source '{candidate}': {exc.strerror or exc}") from None
+    except ValueError as exc:  # a name with a NUL byte
+        raise ProjectError(project.path, f"source '{candidate}': {exc}") from None
+    return candidate
 
 
 def _find_source(project: Project, source: str | os.PathLike | None, verify: bool,
@@ -680,13 +684,19 @@ def _find_source(project: Project, source: str | os.PathLike | None, verify: boo
     def check(candidate: Path) -> bool:
         if not verify or info.sha256 is None:
             return False
-        actual = file_sha256(candidate)
+        try:
+            actual = file_sha256(candidate)
+        except NotRegularFile as exc:
+            raise ProjectError(project.path, f"source '{candidate}' {exc.strerror}") from None
+        except OSError as exc:
+            raise ProjectError(project.path, f"source '{candidate}': {exc.strerror or exc}") from None
         if actual != info.sha256:
             raise SourceMismatchError(project.path, info, candidate, actual)
         return True
 
     if source is not None:
-        return Path(source), check(Path(source))
+        file = _source_file(project, source)
+        return file, check(file)
     mismatch = None
     candidates = []
     if info.path is not None:
@@ -694,20 +704,43 @@ def _find_source(project: Project, source: str | os.PathLike | None, verify: boo
     if info.relative:
         candidates.append(project.path.resolve().parent / info.relative)
     for candidate in candidates:
+        # is_file: a recorded path that is now a folder, FIFO or device is not the source.
         if info.sha256 is not None and candidate.is_file():
             try:
                 check(candidate) if verify else None
                 return candidate, verify
             except SourceMismatchError as exc:
                 mismatch = mismatch or exc
+            except ProjectError:
+                continue  # replaced or made unreadable since is_file: look further
     if info.embedded:
         return None, True
     problem = mismatch or SourceMissingError(project.path, info)
     if locate is not None:
         chosen = locate(problem)
         if chosen is not None:
-            return Path(chosen), check(Path(chosen))
+            file = _source_file(project, chosen)
+            return file, check(file)
     raise problem
+
+
+def _embedded_flac(project: Project) -> tuple[np.ndarray, float]:
+    """The embedded FLAC source's samples and rate, checked against the manifest."""
+    from ..audio import load_audio
+
+    info = project.source
+    with tempfile.TemporaryDirectory(prefix="scalgui-") as folder:
+        target = Path(folder) / "source.flac"
+        with _archive(project.path) as archive, open(target, "wb") as handle:
+            copy_member(archive, info.embedded, handle, MAX_EMBEDDED_BYTES)
+        try:
+            audio = load_audio(target)
+        except AudioError as exc:
+            raise ProjectError(project.path, f"damaged: the embedded source cannot be read ({exc.reason})") from None
+    if (audio.channels, audio.frames) != (info.channels, info.frames):
+        raise ProjectError(project.path, f"damaged: {info.embedded} holds {audio.channels} channel(s) of "
+                                         f"{audio.frames} frames, the project says {info.channels} of {info.frames}")
+    return audio.samples, audio.sample_rate
 
 
 def open_project(
@@ -718,6 +751,7 @@ def open_project(
     verify: bool = True,
     load_render: bool = True,
     device: str = "auto",
+    bypass_untrusted: bool = False,
 ):
     """Open a project as a :class:`~scalgui.app.document.Document`.
 
@@ -741,6 +775,10 @@ def open_project(
         Restore the embedded last render (when there is one).
     device : str
         Torch device of the document.
+    bypass_untrusted : bool
+        Open a project whose effect chains name VST3 plugins outside the trusted folders
+        (:func:`scalgui.audio.vst3.is_trusted_vst3`) with those plugins bypassed (kept in
+        the chain, never loaded) instead of refusing it.
 
     Raises
     ------
@@ -748,27 +786,28 @@ def open_project(
         Unreadable, damaged or newer project; a source sound that cannot be loaded; an
         effect that cannot run. :class:`SourceMissingError` and
         :class:`SourceMismatchError` (subclasses) when the source cannot be found or is
-        another file.
+        another file; :class:`UntrustedPluginsError` (before any audio is read) when its
+        chains would load a VST3 plugin that is not trusted and ``bypass_untrusted`` is
+        False.
     """
     from .document import Document
     from ..audio import load_audio
+    from ..audio.vst3 import untrusted_vst3
 
     project = read_project(path)
+    chains = {p: project.chain(p) for p in PLACEMENTS}
+    untrusted = untrusted_vst3(chains.values())
+    if untrusted and not bypass_untrusted:
+        raise UntrustedPluginsError(project.path, untrusted)
+    chains = {p: chain.with_bypassed(untrusted) for p, chain in chains.items()}
     file, exact = _find_source(project, source, verify, locate)
+    info = project.source
     if file is None:
-        if project.source.embedded.endswith(".npy"):
-            samples, rate = project.read_array(project.source.embedded), project.source.sample_rate
+        if info.embedded.endswith(".npy"):
+            samples = project.read_array(info.embedded, shape=(info.channels, info.frames))
+            rate = info.sample_rate
         else:
-            with tempfile.TemporaryDirectory(prefix="scalgui-") as folder:
-                target = Path(folder) / "source.flac"
-                with _open_archive(project.path) as archive:
-                    target.write_bytes(_read_member(project.path, archive, project.source.embedded))
-                try:
-                    audio = load_audio(target)
-                except AudioError as exc:
-                    raise ProjectError(project.path, f"damaged: the embedded source cannot be read ({exc.reason})") \
-                        from None
-            samples, rate = audio.samples, audio.sample_rate
+            samples, rate = _embedded_flac(project)
     else:
         try:
             audio = load_audio(file)
@@ -778,22 +817,18 @@ def open_project(
     try:
         settings = settings_for_rate(project.settings, rate)
         doc = Document(samples, rate, path=file, settings=settings, device=device)
-        for placement in PLACEMENTS:
-            chain = project.chain(placement)
+        for chain in chains.values():
             if chain.effects:
                 doc.set_effect_chain(chain)
     except EffectError as exc:
         raise ProjectError(project.path, f"effect chain: {exc}") from None
-    except ValueError as exc:
+    except (ValueError, AudioError) as exc:  # frame design, or the analysis would not fit in memory
         raise ProjectError(project.path, f"the analysis settings do not fit the source: {exc}") from None
     doc.retrieval_settings = project.retrieval
     doc.export_options = dict(project.export)
     rendered = None
     if load_render and exact and project.render:
-        rendered = project.read_array(project.render)
-        if rendered.shape != doc.samples.shape:
-            raise ProjectError(project.path, f"damaged: the render is {rendered.shape}, the source "
-                                             f"{doc.samples.shape}")
+        rendered = project.read_array(project.render, shape=doc.samples.shape)
     doc.restore(project.edits, rendered=rendered, pending=project.pending if rendered is not None else None)
     doc.project_path = project.path
     doc.unsaved = False

@@ -1,13 +1,15 @@
 """Atomic file writing for ``save_audio``.
 
 The file is encoded into a hidden temporary file next to the destination
-(same folder, same extension, e.g. ``.song.1a2b3c4d.tmp.wav``) through a
-Python file object -- so OS errors such as ENOSPC surface as OSError from
-every pedalboard codec -- flushed and fsync'ed, checked by re-opening it,
-and only then moved over the destination with ``os.replace``. A failure at
-any point (disk full, permission denied, read-only folder, a codec error,
-Ctrl-C) leaves an existing destination byte-for-byte untouched and removes
-the temporary file.
+(same folder, the destination's extension last, e.g.
+``.song.wav.scalgui-1a2b3c-4242-1a2b3c4d.tmp.wav``: the shared scheme of
+:mod:`scalgui.atomic`) through a Python file object -- so OS errors such as
+ENOSPC surface as OSError from every pedalboard codec -- flushed and
+fsync'ed, checked by re-opening it, and only then moved over the destination
+with ``os.replace``. A failure at any point (disk full, permission denied,
+read-only folder, a codec error, Ctrl-C) leaves an existing destination
+byte-for-byte untouched and removes the temporary file; temp files that a
+killed scalgui left for the same destination are removed first.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from __future__ import annotations
 import contextlib
 import errno as errno_mod
 import os
-import secrets
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from pedalboard.io import AudioFile
 
+from ..atomic import clean_stale_temps, fsync_dir, keep_mode
+from ..atomic import create_temp as _create_shared_temp
 from .errors import AudioError, AudioWriteError, BadSampleRate, DestinationExists
 from .formats import WriteFormat
 from .integrity import check_integrity
@@ -55,14 +57,9 @@ def _os_reason(exc: OSError) -> str:
 
 
 def create_temp(final: Path) -> tuple[Path, BinaryIO]:
-    """Create an exclusive hidden temp file next to ``final`` with its extension."""
-    for _ in range(100):
-        tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.tmp{final.suffix}")
-        try:
-            return tmp, open(tmp, "xb")  # honours the umask, unlike mkstemp's 0600
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a temporary file next to '{final}'")
+    """Create an exclusive hidden temp file next to ``final``, ending with its extension
+    (the codecs and the read-back check tell the format by it)."""
+    return _create_shared_temp(final, suffix=final.suffix)
 
 
 def encode(fh: BinaryIO, x: np.ndarray, sr: int, spec: WriteFormat, bit_depth, quality) -> None:
@@ -106,18 +103,6 @@ def _publish_exclusive(tmp: Path, final: Path) -> None:
         os.unlink(tmp)
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not supported (e.g. Windows): best effort only
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomically(path: Path, final: Path, x: np.ndarray, sr: int, spec: WriteFormat,
                      bit_depth, quality, overwrite) -> None:
     """Encode ``x`` and atomically put it at ``final``; errors name ``path``.
@@ -133,21 +118,20 @@ def write_atomically(path: Path, final: Path, x: np.ndarray, sr: int, spec: Writ
     """
     tmp = fh = None
     try:
+        clean_stale_temps(final.parent, destination=final)
         tmp, fh = create_temp(final)
         encode(fh, x, sr, spec, bit_depth, quality)
         fh.flush()
         os.fsync(fh.fileno())
         fh.close()
         _verify(tmp, x.shape[0], x.shape[1], sr, spec)
-        if os.path.exists(final):
-            with contextlib.suppress(OSError):  # keep the replaced file's permissions
-                os.chmod(tmp, stat.S_IMODE(os.stat(final).st_mode))
+        keep_mode(tmp, final)
         if overwrite is False:
             _publish_exclusive(tmp, final)
         else:
             os.replace(tmp, final)
         tmp = None
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except AudioError:
         raise
     except FileExistsError as exc:

@@ -24,6 +24,15 @@ class Integrity:
         Frames per channel the data holds, where it can be told.
     detail : str
         Human explanation when ``truncated`` (empty otherwise).
+    held_frames : int or None
+        Frames per channel the bytes present hold, counted from the start of the audio
+        data to the end of its chunk or of the file, whole frames only; set for the
+        uncompressed containers (WAV, RF64, AIFF), where that count is exact. The reader
+        never reads past it: pedalboard takes a streaming writer's "unknown length"
+        (0xFFFFFFFF) at its word and pads zeros up to 2**31 frames.
+    unreadable : str
+        Why the file must not be decoded although it is whole (a frame larger than the
+        decoder can take, an impossible channel count or sample size); empty otherwise.
     """
 
     format: str | None
@@ -31,6 +40,8 @@ class Integrity:
     promised_frames: int | None = None
     available_frames: int | None = None
     detail: str = ""
+    held_frames: int | None = None
+    unreadable: str = ""
 
 
 def skip_id3v2(buf, pos: int = 0) -> int:

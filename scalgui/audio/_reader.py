@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -64,19 +65,49 @@ def _integrity_or_raise(path: Path):
         raise TruncatedAudio(path, f"file is truncated: {found.detail}",
                              promised_frames=found.promised_frames,
                              available_frames=found.available_frames)
+    if found.unreadable:
+        raise UnreadableAudio(path, found.unreadable)
     return found
 
 
-def open_checked(path: Path):
-    """Open with pedalboard after the file-system checks; map its errors."""
-    _check_path(path)
+def _utf8_name(path: Path) -> bool:
     try:
-        return AudioFile(str(path))
-    except (ValueError, RuntimeError, OSError) as exc:
-        _integrity_or_raise(path)  # a cut header reads as "not audio": say truncated
-        reason = str(exc).replace("Failed to open audio file: ", "")
-        reason = re.sub(r'^file "[^"]*" ', "", reason).rstrip(".")
-        raise UnreadableAudio(path, f"not a readable audio file ({reason})") from exc
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def open_checked(path: Path):
+    """Open with pedalboard after the file-system checks; map its errors.
+
+    A context manager yielding the open ``AudioFile``. pedalboard takes file names as
+    UTF-8 text only, so a name holding bytes that are not UTF-8 (Python keeps them as
+    surrogate escapes) is read through a Python file object instead.
+    """
+    _check_path(path)
+    handle = None
+    try:
+        if _utf8_name(path):
+            source = str(path)
+        else:
+            try:
+                handle = source = open(path, "rb")
+            except OSError as exc:
+                raise UnreadableAudio(path, exc.strerror or str(exc)) from None
+        try:
+            f = AudioFile(source)
+        except (ValueError, RuntimeError, OSError) as exc:
+            _integrity_or_raise(path)  # a cut header reads as "not audio": say truncated
+            reason = re.sub(r"^Failed to open audio file(-like object)?: ", "", str(exc))
+            reason = re.sub(r'^(file "[^"]*"|<[^>]*>) ', "", reason).rstrip(".")
+            raise UnreadableAudio(path, f"not a readable audio file ({reason})") from exc
+        with f:
+            yield f
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def header(path: Path, f, max_duration: float | None) -> dict:
@@ -91,8 +122,15 @@ def header(path: Path, f, max_duration: float | None) -> dict:
     if fmt is None:
         fmt = path.suffix.lower().lstrip(".") or None
     channels, frames = int(f.num_channels), int(f.frames)
+    exact = bool(f.exact_duration_known)
     if channels == 0:
         raise EmptyAudio(path, "file has 0 channels")
+    if frames < 0:
+        raise UnreadableAudio(path, f"the header declares a negative length ({frames} frames)")
+    if found is not None and found.held_frames is not None and frames > found.held_frames:
+        # The header's length is not what the bytes hold (a streaming writer's unknown
+        # length): pedalboard would pad zeros up to it, so the bytes set the length.
+        frames, exact = found.held_frames, True
     if frames == 0:
         raise EmptyAudio(path, "file holds 0 frames of audio")
     duration = frames / sr
@@ -104,7 +142,7 @@ def header(path: Path, f, max_duration: float | None) -> dict:
     return {"path": path, "format": fmt, "frames": frames, "sample_rate": sr,
             "channels": channels, "duration": duration,
             "bit_depth": _bit_depth(f.file_dtype, fmt),
-            "frames_exact": bool(f.exact_duration_known)}
+            "frames_exact": exact}
 
 
 def channel_selection(path: Path, channels, available: int):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,10 @@ __all__ = [
     "validate_params",
     "vst3_effect",
 ]
+
+#: Largest preset file read, in bytes: a chain of every effect with every parameter is a
+#: few kilobytes.
+PRESET_MAX_BYTES = 1 << 20
 
 #: Where a chain runs: before analysis, or after resynthesis.
 PLACEMENTS = ("source", "render")
@@ -210,6 +215,14 @@ class EffectChain:
 
     def with_placement(self, placement: str) -> "EffectChain":
         return EffectChain(placement, self.effects)
+
+    def with_bypassed(self, paths) -> "EffectChain":
+        """With every VST3 plugin whose file is one of ``paths`` bypassed: kept in the chain
+        (saved with the project, to be switched on later) but never loaded."""
+        keep = {os.fspath(p) for p in paths}
+        return EffectChain(self.placement, tuple(
+            e.with_bypass(True) if e.is_vst3 and e.path is not None and os.fspath(e.path) in keep else e
+            for e in self.effects))
 
     def to_dict(self) -> dict:
         return {"placement": self.placement, "effects": [e.to_dict() for e in self.effects]}
@@ -608,21 +621,32 @@ def load_preset(path: str | os.PathLike) -> tuple[EffectChain, ...]:
         version, or names an unknown effect, parameter or out-of-range value; the message
         names the file and where in it the problem is.
     """
+    from scalgui.safe_json import loads_bounded
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise PresetError("is a folder", path=path)
+        if not stat.S_ISREG(info.st_mode):
+            raise PresetError("is not a regular file", path=path)
+        if info.st_size > PRESET_MAX_BYTES:
+            raise PresetError(f"is {info.st_size} bytes, larger than a preset can be ({PRESET_MAX_BYTES} bytes)",
+                              path=path)
+        with open(path, "rb") as handle:
+            raw = handle.read(PRESET_MAX_BYTES + 1)  # the file may have grown since
     except FileNotFoundError:
         raise PresetError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise PresetError("is a folder", path=path) from None
-    except UnicodeDecodeError:
-        raise PresetError("not a text file (expected JSON)", path=path) from None
     except OSError as exc:
         raise PresetError(exc.strerror or str(exc), path=path) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PresetError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", path=path) from None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise PresetError("not a text file (expected JSON)", path=path) from None
+    try:
+        data = loads_bounded(text, max_bytes=PRESET_MAX_BYTES)
+    except ValueError as exc:
+        raise PresetError(str(exc), path=path) from None
     try:
         return chains_from_dict(data, base=path.resolve().parent)
     except ValueError as exc:

@@ -33,6 +33,7 @@ __all__ = [
     "TruncatedAudio",
     "UnreadableAudio",
     "UnsupportedFormat",
+    "UntrustedPluginError",
     "WouldOverwriteSource",
 ]
 
@@ -275,6 +276,17 @@ class PluginLoadError(EffectError):
     def _message(self) -> str:
         what = f"VST3 plugin '{self.path}'" if self.path is not None else "VST3 plugin"
         return f"cannot load {what}: {self.reason}"
+
+
+class UntrustedPluginError(PluginLoadError):
+    """A VST3 plugin outside the folders the user trusts: it was not loaded (loading runs
+    the plugin's own code). See :func:`scalgui.audio.vst3.is_trusted_vst3`."""
+
+    def __init__(self, path: str | os.PathLike, *, effect: str | None = None):
+        super().__init__(
+            "it is outside the VST3 folders you trust (the standard ones and those in scalgui's "
+            "settings), and a plugin runs its own code",
+            effect=effect, path=path)
 
 
 class EffectProcessingError(EffectError):

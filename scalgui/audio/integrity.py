@@ -12,7 +12,12 @@ What can and cannot be detected (pedalboard's behaviour in brackets):
 * WAV / RF64 / BW64 (pedalboard pads zeros to the header's length): the
   ``data`` chunk size (or RF64 ``ds64`` size) against the bytes present.
   Always detected, except for streaming WAVs whose data size is 0xFFFFFFFF,
-  which promise nothing.
+  which promise nothing (pedalboard takes it for 2**31 frames of which the
+  missing ones are zeros): their length is what the file holds
+  (``Integrity.held_frames``), and reading stops there. Frames larger than
+  pedalboard can decode (:data:`DECODER_FRAME_BYTES`), impossible
+  channel counts and more than 4096 chunks before the audio data are named
+  in ``Integrity.unreadable``.
 * AIFF / AIFF-C (pads zeros): ``COMM`` frame count against the bytes in
   ``SSND``. Detected for PCM, float, u-law and a-law; other AIFF-C codecs are
   not checked.
@@ -40,10 +45,10 @@ import os
 
 from ._container import Integrity, mp3_header, skip_id3v2
 from ._flac_check import check_flac
-from ._pcm_check import check_aiff, check_riff
+from ._pcm_check import DECODER_FRAME_BYTES, check_aiff, check_riff
 from ._stream_check import check_mp3, check_ogg
 
-__all__ = ["Integrity", "check_integrity", "sniff_format"]
+__all__ = ["DECODER_FRAME_BYTES", "Integrity", "check_integrity", "sniff_format"]
 
 _CHECKERS = {"wav": check_riff, "rf64": check_riff, "aiff": check_aiff,
              "flac": check_flac, "ogg": check_ogg, "mp3": check_mp3}

@@ -220,8 +220,14 @@ def load_audio(
         done, bad, first_bad, reported = 0, 0, None, (0, total)
         if progress is not None:
             progress(0, total)
+        # Where the length is exact, reading stops there: past it pedalboard pads zeros
+        # up to the header's word (2**31 frames for a streaming WAV's 0xFFFFFFFF).
+        last = total if exact else None
         while True:
-            chunk = f.read(int(chunk_frames))
+            want = int(chunk_frames) if last is None else min(int(chunk_frames), last - done)
+            if want <= 0:
+                break
+            chunk = f.read(want)
             k = chunk.shape[1]
             if k == 0:
                 break

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from pedalboard import BrickwallLimiter
 
+from ..atomic import ReadOnlyFile, refuse_read_only
 from ._atomic import write_atomically
 from .errors import (
     AudioWriteError,
@@ -178,6 +179,7 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 def _destination(path: Path, overwrite, source_path) -> Path:
+    """The file to replace (a symlink's target), checked before any work is done."""
     if overwrite not in (True, False, "source"):
         raise ValueError(f"overwrite must be True, False or 'source', got {overwrite!r}")
     final = Path(os.path.realpath(path)) if path.is_symlink() else path
@@ -186,6 +188,9 @@ def _destination(path: Path, overwrite, source_path) -> Path:
     if not final.parent.is_dir():
         raise AudioWriteError(path, f"folder '{final.parent}' does not exist",
                               errno=errno_mod.ENOENT)
+    if os.path.exists(final) and not final.is_file():
+        raise AudioWriteError(path, "it is not a regular file (a device, FIFO or socket)",
+                              errno=errno_mod.EINVAL)
     if source_path is not None and same_file(final, Path(source_path)) and overwrite != "source":
         raise WouldOverwriteSource(path, f"would overwrite the source file '{source_path}'; "
                                    "save under another name, or pass overwrite='source' to "
@@ -193,6 +198,10 @@ def _destination(path: Path, overwrite, source_path) -> Path:
     if overwrite is False and os.path.lexists(final):
         raise DestinationExists(path, "file already exists (overwrite=False)",
                                 errno=errno_mod.EEXIST)
+    try:
+        refuse_read_only(final)
+    except ReadOnlyFile as exc:
+        raise AudioWriteError(path, exc.strerror, errno=exc.errno) from None
     return final
 
 
@@ -253,7 +262,8 @@ def save_audio(
         ``SUPPORTED_WRITE_FORMATS``): .wav (16/24-bit int, 32-bit float;
         default 24), .flac (16/24; default 24), .aif/.aiff (16/24; default
         24), .ogg and .mp3 (``quality``). A symlink is followed: its target
-        is replaced, the link kept.
+        is replaced, the link kept. An existing destination must be a regular
+        file with a write bit: a read-only one (e.g. mode 0444) is refused.
     samples : numpy.ndarray
         Float array, ``[channels, frames]`` or ``[frames]`` for mono; full
         scale is +/-1.0. Not modified.
@@ -298,8 +308,11 @@ def save_audio(
     DestinationExists, WouldOverwriteSource
         Refused to replace a file.
     AudioWriteError
-        The OS or codec failed (disk full, permission denied, read-only
-        folder, ...); the destination is untouched and no temp file is left.
+        The destination is read-only (reason e.g. "it is read-only (mode
+        0444); make it writable to replace it"), a folder or not a regular
+        file; or the OS or codec failed (disk full, permission denied,
+        read-only folder, ...): the destination is untouched and no temp
+        file is left.
     """
     path = Path(path)
     if clip not in ("error", "normalize", "limit", "allow"):

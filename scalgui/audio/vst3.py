@@ -8,7 +8,13 @@ for its type (float, bool, or a set of strings), range and unit, and those becom
 
 Loading runs the plugin's own code in this process: a plugin that raises gives a
 :class:`~scalgui.audio.errors.PluginLoadError`, but one that crashes the process cannot be
-caught from Python.
+caught from Python. So, as in a DAW, a plugin is loaded only from a folder the user trusts
+(:func:`trusted_vst3_folders`: the platform's standard VST3 folders, those named in
+``$SCALGUI_VST3_PATH`` and those added in the user's settings) or when the user allowed that
+very file in this session (:func:`allow_vst3`: the command line's ``--allow-plugin``, the
+editor after asking). A project or preset from someone else cannot make scalgui load a
+plugin from its own folder: :func:`load_vst3` refuses it with
+:class:`~scalgui.audio.errors.UntrustedPluginError` before the file is opened.
 
 pedalboard makes (and resets) VST3 plugins on the main thread only, while the editor runs
 effect chains on worker threads: :func:`set_main_thread_runner` lets a GUI hand the making
@@ -24,15 +30,22 @@ from pathlib import Path
 from typing import Any
 
 from .effect_registry import ParamSpec
-from .errors import BadEffectParameter, PluginLoadError
+from .errors import BadEffectParameter, PluginLoadError, UntrustedPluginError
 
 __all__ = [
+    "ENV_VAR",
     "VST3_FOLDERS",
+    "allow_vst3",
+    "allowed_vst3",
     "find_vst3_plugins",
+    "forget_allowed_vst3",
+    "is_trusted_vst3",
     "load_vst3",
     "plugin_label",
     "set_main_thread_runner",
     "set_vst3_parameters",
+    "trusted_vst3_folders",
+    "untrusted_vst3",
     "vst3_folders",
     "vst3_parameter_specs",
     "vst3_parameter_values",
@@ -47,6 +60,9 @@ VST3_FOLDERS: Mapping[str, tuple[str, ...]] = {
     "win32": ("%LOCALAPPDATA%\\Programs\\Common\\VST3", "%COMMONPROGRAMFILES%\\VST3",
               "%COMMONPROGRAMFILES(X86)%\\VST3"),
 }
+
+#: Environment variable naming more trusted VST3 folders (``os.pathsep``-separated).
+ENV_VAR = "SCALGUI_VST3_PATH"
 
 
 def vst3_folders(platform: str | None = None, environ: Mapping[str, str] | None = None) -> list[Path]:
@@ -78,14 +94,98 @@ def vst3_folders(platform: str | None = None, environ: Mapping[str, str] | None 
     return folders
 
 
+def trusted_vst3_folders() -> list[Path]:
+    """The folders VST3 plugins load from without asking: the standard ones
+    (:func:`vst3_folders`), then ``$SCALGUI_VST3_PATH``'s, then the user's settings'
+    (:func:`scalgui.user_settings.user_vst3_folders`), without repeats."""
+    from scalgui.user_settings import user_vst3_folders
+
+    env = [Path(p).expanduser() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
+    folders: list[Path] = []
+    for folder in (*vst3_folders(), *env, *user_vst3_folders()):
+        if folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+_allowed: set[str] = set()
+_allowed_lock = threading.Lock()
+
+
+def _real(path: str | os.PathLike) -> str:
+    return os.path.normcase(os.path.realpath(os.path.abspath(os.fspath(path))))
+
+
+def allow_vst3(path: str | os.PathLike) -> Path:
+    """Trust the plugin file (or bundle) at ``path`` for the rest of this process, wherever
+    it is: what ``--allow-plugin PATH`` and the editor's "Load Plugin" answer do. The file
+    itself is trusted (its real path, links resolved), not its folder."""
+    with _allowed_lock:
+        _allowed.add(_real(path))
+    return Path(path)
+
+
+def allowed_vst3() -> list[Path]:
+    """The files trusted with :func:`allow_vst3` in this process (real paths), sorted."""
+    with _allowed_lock:
+        return sorted(Path(p) for p in _allowed)
+
+
+def forget_allowed_vst3() -> None:
+    """Forget every :func:`allow_vst3` of this process (for tests and embedders)."""
+    with _allowed_lock:
+        _allowed.clear()
+
+
+def _inside(real: str, folder: str) -> bool:
+    try:
+        return real != folder and os.path.commonpath([real, folder]) == folder
+    except ValueError:  # another drive (Windows)
+        return False
+
+
+def is_trusted_vst3(path: str | os.PathLike) -> bool:
+    """Whether the plugin at ``path`` may be loaded without asking.
+
+    True when its real path (links and ``..`` resolved) lies inside the real path of a
+    :func:`trusted_vst3_folders` folder, when it is a plugin found in one of them (a link
+    the user put there to a plugin elsewhere), or when it was allowed with
+    :func:`allow_vst3`. Only names are compared: nothing of the plugin is read.
+    """
+    real = _real(path)
+    with _allowed_lock:
+        if real in _allowed:
+            return True
+    folders = trusted_vst3_folders()
+    if any(_inside(real, _real(folder)) for folder in folders):
+        return True
+    return any(_real(found) == real for found in find_vst3_plugins(folders))
+
+
+def untrusted_vst3(chains) -> list[Path]:
+    """The VST3 files that ``chains`` (EffectChain objects, or effect specs) would load and
+    that are not trusted (:func:`is_trusted_vst3`), in order, without repeats. Bypassed
+    effects load nothing and files that do not exist run nothing: both are left out (the
+    latter fail with "no such file" when the chain runs)."""
+    found: list[Path] = []
+    for item in chains:
+        for spec in getattr(item, "effects", (item,)):
+            if (spec.is_vst3 and not spec.bypass and spec.path and os.path.lexists(spec.path)
+                    and not is_trusted_vst3(spec.path)):
+                path = Path(spec.path)
+                if path not in found:
+                    found.append(path)
+    return found
+
+
 def find_vst3_plugins(folders: Iterable[str | os.PathLike] | None = None) -> list[Path]:
-    """``.vst3`` bundles and files under ``folders`` (default: :func:`vst3_folders`).
+    """``.vst3`` bundles and files under ``folders`` (default: :func:`trusted_vst3_folders`).
 
     Vendor sub-folders are searched too; a ``.vst3`` bundle is not searched inside.
     Folders that do not exist or cannot be read are skipped. Sorted by name.
     """
     found: dict[str, Path] = {}
-    stack = [Path(f) for f in (vst3_folders() if folders is None else folders)]
+    stack = [Path(f) for f in (trusted_vst3_folders() if folders is None else folders)]
     while stack:
         folder = stack.pop()
         try:
@@ -145,13 +245,19 @@ def load_vst3(path: str | os.PathLike, plugin_name: str | None = None):
 
     Raises
     ------
+    UntrustedPluginError
+        The plugin is outside the trusted folders and was not allowed
+        (:func:`is_trusted_vst3`); nothing of it was read.
     PluginLoadError
-        The path does not exist, is not a ``.vst3``, or pedalboard cannot scan or load it;
+        The path does not exist (said before whether it is trusted), is not a ``.vst3``, or
+        pedalboard cannot scan or load it;
         the message names the path and pedalboard's reason.
     """
     path = Path(path)
     if not os.path.lexists(path):
         raise PluginLoadError("no such file or folder", path=path)
+    if not is_trusted_vst3(path):
+        raise UntrustedPluginError(path)
     if path.suffix.lower() != ".vst3":
         raise PluginLoadError(f"not a VST3 plugin: expected a .vst3 bundle or file, got '{path.suffix or path.name}'",
                               path=path)

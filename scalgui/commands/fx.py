@@ -21,9 +21,10 @@ from scalgui.cli import (
     PROG,
     CommandError,
     _check_output,
-    _finite_float,
+    _float_in,
     _resolve_input,
 )
+from scalgui.commands.trust import add_allow_plugin_argument, allow_plugins, refuse_untrusted
 
 __all__ = ["HELP", "add_arguments", "effects_listing", "fx_file", "run"]
 
@@ -42,11 +43,9 @@ EPILOG = (
 )
 
 
-def _non_negative(text: str) -> float:
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
-    return value
+#: Longest ``--tail`` in seconds: reverb and delay tails ring out within seconds, and the
+#: silence appended is held in memory with the sound (at 192 kHz stereo 1.5 MB a second).
+MAX_TAIL_SECONDS = 60.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,9 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT",
                    help="where to write the result (.wav .flac .aif .aiff .ogg .mp3); not IN unless --overwrite-input")
     p.add_argument("--preset", metavar="P.json", help="the effects preset (saved by the editor's Effects panel)")
-    p.add_argument("--tail", type=_non_negative, default=0.0, metavar="SECONDS",
-                   help="append this much silence before the effects, so that reverb and delay tails are kept "
-                        "(default 0: OUT is as long as IN)")
+    p.add_argument("--tail", type=_float_in(0.0, MAX_TAIL_SECONDS, " s"), default=0.0, metavar="SECONDS",
+                   help="append this much silence before the effects, so that reverb and delay tails are kept, "
+                        f"0..{MAX_TAIL_SECONDS:g} s (default 0: OUT is as long as IN)")
     p.add_argument("--bit-depth", type=int, choices=BIT_DEPTHS, default=None, metavar="16|24|32",
                    help="bits per sample of OUT for WAV/FLAC/AIFF (default: IN's if OUT's format has it, else 24)")
     p.add_argument("--clip", choices=CLIP_POLICIES, default="error", metavar="|".join(CLIP_POLICIES),
@@ -67,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite-input", action="store_true",
                    help="allow OUT to be IN (the original is replaced, atomically)")
     p.add_argument("--list", action="store_true", help="print every effect with its parameters and exit")
+    add_allow_plugin_argument(p)
 
 
 def effects_listing() -> str:
@@ -116,6 +116,8 @@ def fx_file(args: argparse.Namespace) -> dict:
         chains = load_preset(args.preset)
     except EffectError as exc:
         raise CommandError(str(exc)) from None
+    allow_plugins(args)
+    refuse_untrusted(chains, f"preset '{args.preset}'")
     chains = sorted(chains, key=lambda c: PLACEMENTS.index(c.placement))
     try:
         audio = load_audio(path)

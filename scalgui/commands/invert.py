@@ -31,8 +31,8 @@ from scalgui.cli import (
     CommandError,
     _check_output,
     _finite_float,
+    _memory_limit_mb,
     _one_line,
-    _positive_float,
     _positive_int,
     _resolve_input,
     _write_text_atomic,
@@ -141,7 +141,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bit-depth", type=int, choices=BIT_DEPTHS, default=None, metavar="16|24|32",
                    help="bits per sample of OUT for WAV/FLAC/AIFF (default: IN's if OUT's format has it, else 24; "
                         "32 = float, WAV only)")
-    p.add_argument("--memory-limit", type=_positive_float, default=None, metavar="MB",
+    p.add_argument("--memory-limit", type=_memory_limit_mb, default=None, metavar="MB",
                    help="working memory the retrieval may take, in MB (default: half of what the device has "
                         "free); a longer sound is retrieved in overlapping windows that fit")
     p.add_argument("--report", metavar="R.json", help="write a JSON report here")
@@ -271,6 +271,7 @@ def invert_file(args: argparse.Namespace) -> dict:
     from scalgui.audio import AudioError, audio_info, load_audio, save_audio
     from scalgui.audio.save import same_file
     from scalgui.dsp.frame import RETRIEVAL_PAD_LIMIT, FrameSettings, WaveletFrame, resolve_device
+    from scalgui.dsp.memory import AnalysisMemoryError, check_analysis_memory
     from scalgui.dsp.phase import RetrievalSettings, retrieve
 
     # Everything that can be checked is checked before any audio is decoded.
@@ -311,6 +312,11 @@ def invert_file(args: argparse.Namespace) -> dict:
         if args.bandwidth_voices is None:
             settings = settings.for_retrieval()
         frame = WaveletFrame(settings, device=device, pad_limit=RETRIEVAL_PAD_LIMIT)
+        # The whole sound is analysed at once (only the retrieval goes in windows), so its
+        # analysis must fit in what the device has, whatever --memory-limit says.
+        check_analysis_memory(frame, info["frames"], channels)
+    except AnalysisMemoryError as exc:
+        raise CommandError(f"{path}: {_one_line(exc)} (--voices, --oversampling, --fmin)") from None
     except ValueError as exc:
         raise CommandError(f"{path}: {_one_line(exc)}") from None
     try:

@@ -9,18 +9,29 @@ render chain, atomically, never over the source sound.
 every audio file in DIR (not its sub-folders). Edits are in seconds and Hz, so they land
 at the same times and frequencies in every file; what lies beyond a file's end is
 clipped away; a file at another sample rate is analysed with the same settings in Hz. A
-file that fails (unreadable, an effect that cannot run, a result that cannot be written)
-is reported and the batch goes on; the summary at the end lists the failures, and the
-exit code is 1 when there were any.
+file that fails (unreadable, an effect that cannot run, a plugin edit that cannot be
+applied, a result that cannot be written) is reported and the batch goes on; the summary
+at the end lists the failures, and the exit code is 1 when there were any. Two inputs
+whose outputs would have one name (``x.wav`` and ``x.flac`` with ``--format wav``; ``y.wav``
+and ``y.wave``; ``X.wav`` and ``x.wav``, one file on a case-insensitive disk) are refused
+before anything is written.
+
+A plugin edit is never skipped silently: one whose plugin is missing, whose parameters
+are out of range, or that fails while rendering fails the render (exit code 2), or the
+file in a batch, instead of writing a sound without it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from scalgui.cli import BIT_DEPTHS, CLIP_POLICIES, PROG, CommandError, _check_output, _one_line, _positive_int
+from scalgui.commands.trust import add_allow_plugin_argument, allow_plugins, refuse_untrusted
 
 __all__ = ["HELP", "READ_EXTENSIONS", "add_arguments", "batch_files", "render_batch", "render_project",
            "run"]
@@ -57,6 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the project's setting; a project that says error is scaled to -0.1 dBFS, "
                         "and the summary says so)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to compute")
+    add_allow_plugin_argument(p)
 
 
 def _configure(doc, project, args) -> dict:
@@ -100,6 +112,46 @@ def _export(doc, out: Path, options: dict):
         return doc.export(out, **{**options, "clip": "normalize"})
 
 
+def _check_plugin_edits(edits, prefix: str = "") -> None:
+    """Refuse, before any work, plugin edits a render would skip: a plugin that is not
+    installed, parameters it does not accept. ``prefix`` starts the error's message."""
+    from scalgui.plugins import PluginEdit, PluginError
+
+    if not any(isinstance(edit, PluginEdit) for edit in edits):
+        return
+    from scalgui.plugins.discovery import default_registry
+
+    registry = default_registry()
+    for number, edit in enumerate(edits, start=1):
+        if isinstance(edit, PluginEdit):
+            try:
+                registry.get(edit.plugin).resolve(edit.values)
+            except PluginError as exc:
+                raise CommandError(f"{prefix}edit {number} (plugin {edit.plugin!r:.80}) cannot be applied: "
+                                   f"{_one_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def _no_skipped_plugin_edits(prefix: str = ""):
+    """Raise CommandError at the end of the block when a plugin edit was skipped in it (the
+    document renders on, warning, as the editor must; a command must not write that).
+    ``prefix`` starts the error's message."""
+    from scalgui.plugins import PluginWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PluginWarning)
+        yield
+    skipped = []
+    for record in caught:
+        if issubclass(record.category, PluginWarning) and str(record.message).startswith("skipped a plugin edit"):
+            skipped.append(str(record.message))
+        else:
+            warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
+    if skipped:
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise CommandError(f"{prefix}{_one_line(skipped[0])}{more}; nothing was written")
+
+
 def render_project(args: argparse.Namespace) -> dict:
     """Do what ``scalgui render PROJECT -o OUT`` does; returns a summary.
 
@@ -125,6 +177,8 @@ def render_project(args: argparse.Namespace) -> dict:
         raise CommandError(f"cannot write '{out}': it is the project file")
     try:
         project = read_project(project_path)
+        allow_plugins(args)
+        refuse_untrusted(project.chains, f"project '{project_path}'")
         doc = open_project(project_path, source=args.source, verify=not args.no_verify, load_render=False,
                            device=args.device)
     except SourceMissingError as exc:
@@ -133,10 +187,13 @@ def render_project(args: argparse.Namespace) -> dict:
         raise CommandError(f"{exc} (pass --no-verify to use it anyway)") from None
     except ProjectError as exc:
         raise CommandError(str(exc)) from None
+    failed = f"cannot render '{project_path}': "
+    _check_plugin_edits(project.edits, failed)
     options = _configure(doc, project, args)
     started = time.perf_counter()
     try:
-        result = doc.render()
+        with _no_skipped_plugin_edits(failed):
+            result = doc.render()
         report = _export(doc, out, options)
     except AudioError as exc:
         raise CommandError(str(exc)) from None
@@ -157,6 +214,7 @@ def _render_one(project, path: Path, out: Path, args) -> None:
     from scalgui.audio import load_audio
     from scalgui.audio.effects import PLACEMENTS
 
+    _check_plugin_edits(project.edits)
     audio = load_audio(path)
     settings = settings_for_rate(project.settings, audio.sample_rate)
     doc = Document(audio.samples, audio.sample_rate, path=path, settings=settings, device=args.device)
@@ -167,9 +225,47 @@ def _render_one(project, path: Path, out: Path, args) -> None:
     doc.retrieval_settings = project.retrieval
     options = _configure(doc, project, args)
     # Edits beyond the file's end touch nothing there: their spans are clipped to the sound.
-    doc.restore(project.edits)
-    doc.render()
+    with _no_skipped_plugin_edits():
+        doc.restore(project.edits)
+        doc.render()
     _export(doc, out, options)
+
+
+def _output_suffix(path: Path, fmt: str | None) -> str:
+    """The extension of ``path``'s output: ``fmt``, else its own when scalgui writes it,
+    else ``.wav`` (``.wave`` inputs, and formats read but not written)."""
+    from scalgui.audio import SUPPORTED_WRITE_FORMATS
+
+    own = path.suffix.lower()
+    return fmt or (own if own in SUPPORTED_WRITE_FORMATS else ".wav")
+
+
+def _planned_outputs(files: list[Path], outdir: Path, fmt: str | None, project_path: Path) -> list[Path]:
+    """Each input's output, refused when two inputs would write one file, or an output is
+    one of the inputs or the project (through a link)."""
+    outputs, by_name = [], {}
+    for path in files:
+        out = outdir / (path.stem + _output_suffix(path, fmt))
+        # Compared without letter case: on a case-insensitive disk (macOS, Windows, or a
+        # folder copied there later) X.wav and x.wav are one file.
+        first = by_name.setdefault(out.name.casefold(), path)
+        if first is not path:
+            raise CommandError(f"'{first.name}' and '{path.name}' in '{path.parent}' would both be written to "
+                               f"'{out}'; rename one of them (nothing was written)")
+        outputs.append(out)
+    inputs = {}
+    for path in [*files, project_path]:
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            inputs[(st.st_dev, st.st_ino)] = path
+    for out in outputs:
+        with contextlib.suppress(OSError):
+            st = os.stat(out)
+            same = inputs.get((st.st_dev, st.st_ino))
+            if same is not None:
+                raise CommandError(f"cannot write '{out}': it is '{same}' (a link to an input); remove it or choose "
+                                   "another output folder")
+    return outputs
 
 
 def render_batch(args: argparse.Namespace) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -184,7 +280,8 @@ def render_batch(args: argparse.Namespace) -> tuple[list[Path], list[tuple[Path,
     ------
     CommandError
         A bad project, a missing input folder, an output folder that cannot be made or is
-        the input folder (the inputs would be overwritten).
+        the input folder (the inputs would be overwritten), two inputs whose outputs would
+        have one name, an output that is an input (through a link).
     """
     from tqdm import tqdm
 
@@ -207,21 +304,22 @@ def render_batch(args: argparse.Namespace) -> tuple[list[Path], list[tuple[Path,
                                f"{', '.join(sorted(SUPPORTED_WRITE_FORMATS))})")
     try:
         project = read_project(args.project)
+        allow_plugins(args)
+        refuse_untrusted(project.chains, f"project '{args.project}'")
     except ProjectError as exc:
         raise CommandError(str(exc)) from None
     files = batch_files(folder)
     if not files:
         raise CommandError(f"no audio files ({' '.join(READ_EXTENSIONS)}) in '{folder}'")
+    outputs = _planned_outputs(files, outdir, fmt, Path(args.project))
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CommandError(f"cannot create folder '{outdir}': {exc.strerror or exc}") from None
     written, failures = [], []
     bar = tqdm(files, desc="render", unit="file", file=sys.stderr, disable=None)
-    for path in bar:
+    for path, out in zip(bar, outputs):
         bar.set_postfix_str(path.name, refresh=False)
-        suffix = fmt or (path.suffix.lower() if path.suffix.lower() in SUPPORTED_WRITE_FORMATS else ".wav")
-        out = outdir / (path.stem + suffix)
         try:
             _render_one(project, path, out, args)
         except KeyboardInterrupt:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -47,6 +48,12 @@ __all__ = [
     "RETRIEVAL_VOICES",
     "RETRIEVAL_PAD_LIMIT",
     "PLAN_CACHE_BYTES",
+    "MIN_SAMPLE_RATE",
+    "MAX_SAMPLE_RATE",
+    "MIN_FMIN",
+    "MAX_OVERSAMPLING",
+    "MIN_TOLERANCE",
+    "VOICES_RANGE",
 ]
 
 LOWPASS, WAVELET, HIGHPASS = "lowpass", "wavelet", "highpass"
@@ -87,6 +94,46 @@ RETRIEVAL_VOICES = 48
 RETRIEVAL_PAD_LIMIT = 0.1
 
 
+#: Sample rates a frame accepts, in Hz: the audio layer's (scalgui.audio.formats), repeated
+#: here because dsp does not import audio (tests/test_hostile_audio.py checks they agree).
+MIN_SAMPLE_RATE = 1000.0
+MAX_SAMPLE_RATE = 768000.0
+
+#: Lowest ``fmin`` a frame accepts, in Hz. The lowest wavelet reaches in time as far as
+#: 1 / fmin, and every analysis pads the sound by that reach on each side: at 1 Hz it is
+#: 24 s at 12 voices per octave and 190 s at 96; below, a band is no longer a pitch but a
+#: slow change of level, and the padding of every sound grows to many minutes.
+MIN_FMIN = 1.0
+
+#: Highest ``oversampling`` a frame accepts (the editor's Analysis Settings offer the same
+#: range): hops are powers of two, so the realised factor is up to twice it, already at
+#: 96 voices per octave about 60 coefficients per sample.
+MAX_OVERSAMPLING = 16.0
+
+#: Lowest ``tolerance`` (an atom's cut-off level) a frame accepts. Atoms reach in time as
+#: sqrt(ln(1 / tolerance)): at 1e-12 1.4 times as far as at the default 1e-6; lower values
+#: lengthen every atom, and the padding, for accuracy that float32 (7 digits) cannot hold.
+MIN_TOLERANCE = 1e-12
+
+#: Voices per octave a frame accepts (inclusive).
+VOICES_RANGE = (4, 96)
+
+
+def _real(name: str, value) -> float:
+    """``value`` as a float, or ValueError naming ``name`` if it is not a finite real number
+    (settings come from project files too: a string, NaN or inf must not get through)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _whole(name: str, value, low: int, high: int) -> None:
+    """ValueError naming ``name`` unless ``value`` is a whole number in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or int(value) != value or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Pick a torch device: ``"auto"`` means CUDA, then MPS, then CPU."""
     if device is None or device == "auto":
@@ -106,11 +153,13 @@ class FrameSettings:
     Parameters
     ----------
     sample_rate : float
-        Sample rate of the signals the frame analyses, in Hz.
+        Sample rate of the signals the frame analyses, in Hz, in
+        :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE` (1000..768000).
     voices_per_octave : int
-        Number of wavelet bands per octave (Q). 8 to 48 are supported; 12 or more is usual.
+        Number of wavelet bands per octave (Q), 4 to 96; 12 or more is usual.
     fmin : float
-        Centre frequency of the lowest wavelet band, in Hz. A lowpass atom covers 0..fmin.
+        Centre frequency of the lowest wavelet band, in Hz, at least :data:`MIN_FMIN`
+        (1 Hz). A lowpass atom covers 0..fmin.
     fmax : float or None
         Upper limit for the centre frequency of the highest wavelet band, in Hz. ``None``
         means 20 kHz. The highest wavelet must also end below Nyquist (at 44.1 kHz and
@@ -124,13 +173,20 @@ class FrameSettings:
         better posed: at 24 voices with the bandwidth of 6, Griffin-Lim on the frame
         gets several dB closer than at 12 and 12 (see the README's measurements).
     oversampling : float
-        Coefficient rate of each band divided by the width of its frequency support (>= 1).
-        Hops are powers of two, so the realised factor lies between ``oversampling`` and
-        twice that. Higher values cost memory and time and help phase retrieval.
+        Coefficient rate of each band divided by the width of its frequency support, in
+        1..:data:`MAX_OVERSAMPLING` (16). Hops are powers of two, so the realised factor
+        lies between ``oversampling`` and twice that. Higher values cost memory and time
+        and help phase retrieval.
     tolerance : float
         Relative level at which the Gaussian atoms are cut off in frequency (their
-        support), in (0, 1e-2]. It sets how far atoms reach in time and so how much
-        context segmented processing keeps.
+        support), in [:data:`MIN_TOLERANCE`, 1e-2] (1e-12..0.01). It sets how far atoms
+        reach in time and so how much context segmented processing keeps.
+
+    Raises
+    ------
+    ValueError
+        A value that is not a finite number or lies outside its range, with one sentence
+        naming the setting and the range.
     """
 
     sample_rate: float
@@ -142,27 +198,33 @@ class FrameSettings:
     bandwidth_voices: int | None = None
 
     def __post_init__(self) -> None:
-        nyquist = self.sample_rate / 2
-        if not (math.isfinite(self.sample_rate) and self.sample_rate > 0):
-            raise ValueError(f"sample rate must be a positive number of Hz, got {self.sample_rate}")
-        if int(self.voices_per_octave) != self.voices_per_octave or not 4 <= self.voices_per_octave <= 96:
-            raise ValueError(f"voices per octave must be an integer in 4..96, got {self.voices_per_octave}")
-        if not 0 < self.fmin < nyquist:
-            raise ValueError(f"fmin must lie between 0 and Nyquist ({nyquist:g} Hz), got {self.fmin:g} Hz")
-        if self.fmax is not None and not self.fmin <= self.fmax <= nyquist:
+        # Settings come from project files too: every number is bounded here, so that a
+        # file cannot ask for atoms that reach for hours or more coefficients than memory.
+        sample_rate = _real("sample rate", self.sample_rate)
+        if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise ValueError(f"sample rate must lie in {MIN_SAMPLE_RATE:g}..{MAX_SAMPLE_RATE:g} Hz, "
+                             f"got {sample_rate:g} Hz")
+        nyquist = sample_rate / 2
+        _whole("voices per octave", self.voices_per_octave, *VOICES_RANGE)
+        fmin = _real("fmin", self.fmin)
+        if not MIN_FMIN <= fmin < nyquist:
+            raise ValueError(f"fmin must be at least {MIN_FMIN:g} Hz and below Nyquist ({nyquist:g} Hz), "
+                             f"got {fmin:g} Hz")
+        if self.fmax is not None and not fmin <= _real("fmax", self.fmax) <= nyquist:
             raise ValueError(
-                f"fmax must lie between fmin ({self.fmin:g} Hz) and Nyquist ({nyquist:g} Hz), got {self.fmax:g} Hz"
+                f"fmax must lie between fmin ({fmin:g} Hz) and Nyquist ({nyquist:g} Hz), got {self.fmax:g} Hz"
             )
         bw = self.bandwidth_voices
-        if bw is not None and (int(bw) != bw or not 4 <= bw <= self.voices_per_octave):
+        if bw is not None and (isinstance(bw, bool) or not isinstance(bw, numbers.Real) or not math.isfinite(bw)
+                               or int(bw) != bw or not VOICES_RANGE[0] <= bw <= self.voices_per_octave):
             raise ValueError(
-                f"bandwidth voices must be an integer from 4 to the voices per octave "
-                f"({self.voices_per_octave}), got {bw}"
+                f"bandwidth voices must be an integer from {VOICES_RANGE[0]} to the voices per octave "
+                f"({self.voices_per_octave}), got {bw!r}"
             )
-        if not self.oversampling >= 1:
-            raise ValueError(f"oversampling must be at least 1, got {self.oversampling}")
-        if not 0 < self.tolerance <= 1e-2:
-            raise ValueError(f"tolerance must lie in (0, 0.01], got {self.tolerance}")
+        if not 1 <= _real("oversampling", self.oversampling) <= MAX_OVERSAMPLING:
+            raise ValueError(f"oversampling must lie in 1..{MAX_OVERSAMPLING:g}, got {self.oversampling:g}")
+        if not MIN_TOLERANCE <= _real("tolerance", self.tolerance) <= 1e-2:
+            raise ValueError(f"tolerance must lie in {MIN_TOLERANCE:g}..0.01, got {self.tolerance:g}")
 
     def for_retrieval(self) -> "FrameSettings":
         """The same frame with atoms twice as wide (bandwidth voices = voices / 2, at

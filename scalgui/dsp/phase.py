@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import threading
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ __all__ = [
     "SILENCE_DB",
     "LOSSES",
     "INITS",
+    "MAX_ITERATIONS",
     "RetrievalSettings",
     "RetrievalProgress",
     "RetrievalResult",
@@ -93,6 +95,19 @@ NEW_CONTENT_DB = 20.0
 #: 1.2-4.2 dB further off than the whole's retrieval (seeds 0-2), and 0.2 dB at most with
 #: 10 dB (1 to 6 dB: as even, 0.05-0.12 dB less far over the whole).
 CONTINUATION_NEW_CONTENT_DB = 10.0
+
+#: Most iterations a render may ask for: 100 times the editor's default, far more than
+#: convergence needs (see the README's tables); beyond it a file asks for a run that
+#: would not end in a working day.
+MAX_ITERATIONS = 10_000
+#: Seeds lie in 0..MAX_SEED: what both torch's and numpy's generators accept.
+MAX_SEED = 2**63 - 1
+#: Largest gradient step accepted, relative to the signal's scale (the defaults are
+#: 0.1-5): far beyond it every method diverges at the first step.
+MAX_LEARNING_RATE = 1000.0
+#: Largest exponent of the ``"power"`` loss (0.3 by default): magnitudes to a higher
+#: power overflow float32.
+MAX_POWER = 4.0
 
 #: The ``"gradient"`` and ``"pghi"`` initial phases take a coefficient more than this many
 #: dB below its channel's loudest as silent (dB).
@@ -150,7 +165,7 @@ class RetrievalSettings:
 
     def __post_init__(self) -> None:
         def check(name, value, allowed):
-            if value not in allowed:
+            if not isinstance(value, str) or value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
 
         check("method", self.method, METHODS)
@@ -158,14 +173,38 @@ class RetrievalSettings:
         check("loss", self.loss, LOSSES)
         check("schedule", self.schedule, ("constant", "cosine", "step"))
         check("refine method", self.refine_method, ("adam", "lbfgs", "sgd"))
-        if int(self.iterations) != self.iterations or self.iterations < 0:
-            raise ValueError(f"iterations must be a whole number >= 0, got {self.iterations}")
-        if not 0 <= self.momentum < 1.5:
-            raise ValueError(f"momentum must lie in [0, 1.5), got {self.momentum}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
-        if not 0 <= self.hybrid_share <= 1 or not 0 <= self.l1_after <= 1:
-            raise ValueError("hybrid_share and l1_after are shares of the run, between 0 and 1")
+        # Settings come from project files too: every number is bounded here, so that a
+        # file cannot ask for a run that never ends or a step that overflows.
+        object.__setattr__(self, "iterations", _whole("iterations", self.iterations, 0, MAX_ITERATIONS))
+        object.__setattr__(self, "seed", _whole("seed", self.seed, 0, MAX_SEED))
+        _within("momentum", self.momentum, 0.0, 1.5, below_high=True)
+        if self.learning_rate is not None:
+            _within("learning rate", self.learning_rate, 0.0, MAX_LEARNING_RATE, above_low=True)
+        _within("power", self.power, 0.0, MAX_POWER, above_low=True)
+        _within("hybrid_share", self.hybrid_share, 0.0, 1.0)
+        _within("l1_after", self.l1_after, 0.0, 1.0)
+
+
+def _whole(name: str, value, low: int, high: int) -> int:
+    """``value`` as an int in ``[low, high]`` (an integral float such as ``100.0`` is
+    accepted); ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must lie in {low}..{high}, got {value:g}")
+    return int(value)
+
+
+def _within(name: str, value, low: float, high: float, *, above_low: bool = False,
+            below_high: bool = False) -> None:
+    """ValueError naming ``name`` unless ``value`` is a finite real number in the range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if (value <= low if above_low else value < low) or (value >= high if below_high else value > high):
+        interval = f"{'(' if above_low else '['}{low:g}, {high:g}{')' if below_high else ']'}"
+        raise ValueError(f"{name} must lie in {interval}, got {value:g}")
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,45 @@ In a folder, every ``*.py`` file not starting with ``_`` and every sub-folder wi
 sequence of them). A module that fails to import (a syntax error, a missing import, an
 exception at import time, a bad declaration) is recorded as a :class:`PluginProblem` with
 its file and the reason, and skipped.
+
+A plugin folder is code the user chose to install, and discovery keeps it from doing
+more than that:
+
+- **time**: each plugin module and entry point is imported on a daemon thread of its own
+  and waited for at most :data:`IMPORT_TIMEOUT_S` seconds (environment variable
+  :data:`IMPORT_TIMEOUT_VAR`); one still importing is skipped with a problem saying so, its
+  half-imported module is taken out of ``sys.modules``, and, when it is looping in its own
+  code, it is stopped (CPython); one blocked elsewhere (a sleep, a read) is left to wait,
+  and is not started again by a later scan while it still runs;
+- **output**: what a plugin prints while it imports (``sys.stdout``, ``sys.stderr``, and
+  file descriptor 1 sent to 2) never reaches the command's standard output; its last line
+  is kept in the problem of a plugin that failed, and dropped otherwise;
+- **exceptions**: anything a plugin raises at import, ``KeyboardInterrupt`` and
+  ``SystemExit`` included, is that plugin's problem; only a real Ctrl-C interrupts;
+- **duplicates**: a module whose declared ids (read from its source without running it:
+  ``PLUGIN = Plugin("id", ...)``, ``Plugin(name="id", ...)``, or ``PLUGINS`` listing such
+  calls or names bound to them) are all taken is reported as a duplicate and not
+  imported; a module whose ids cannot be read that way is imported, and its duplicates
+  rejected afterwards;
+- **permissions** (POSIX): a plugin folder, file or package writable by every user (a
+  sticky bit does not help: anyone may still add files), or inside a folder that every
+  user may rename things in (world-writable and not sticky), is not imported;
+- **sizes**: a plugin file over :data:`MAX_SOURCE_BYTES` is refused, anything but a
+  regular file (a FIFO, a device) is never opened, and a folder yields at most
+  :data:`MAX_MODULES_PER_FOLDER` modules.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
+import heapq
 import importlib.util
+import math
 import os
 import re
 import site
+import stat
 import sys
 import threading
 import types
@@ -35,13 +65,21 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .api import Plugin, PluginError
+from .import_guard import IMPORT_TIMEOUT_S, IMPORT_TIMEOUT_VAR, guarded_import, import_timeout_from_env
+from .import_guard import describe_exception as _describe_exception
+from .import_guard import forget_module as _forget_module
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ENV_VAR",
+    "IMPORT_TIMEOUT_S",
+    "IMPORT_TIMEOUT_VAR",
+    "MAX_MODULES_PER_FOLDER",
+    "MAX_SOURCE_BYTES",
     "PluginProblem",
     "Registry",
     "builtin_dir",
+    "declared_ids",
     "default_registry",
     "load_module_file",
     "search_folders",
@@ -52,6 +90,12 @@ __all__ = [
 ENTRY_POINT_GROUP = "scalgui.plugins"
 ENV_VAR = "SCALGUI_PLUGIN_PATH"
 _MODULE_PREFIX = "scalgui_plugin_"
+
+#: Largest plugin source file (a module, or a package's ``__init__.py``), in bytes: it is
+#: parsed before it runs, and a bigger one is more likely data than code.
+MAX_SOURCE_BYTES = 8 * 2**20
+#: Most plugin modules taken from one folder (the first ones by name).
+MAX_MODULES_PER_FOLDER = 500
 
 
 @dataclass(frozen=True)
@@ -74,21 +118,6 @@ class PluginProblem:
 
     def __str__(self) -> str:
         return f"{self.source}: {self.problem}"
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _describe_exception(exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError):
-        where = f" at line {exc.lineno}" if exc.lineno else ""
-        return f"syntax error{where}: {exc.msg}"
-    if isinstance(exc, ImportError):
-        return f"import failed: {type(exc).__name__}: {_one_line(exc)}"
-    if isinstance(exc, SystemExit):
-        return f"called exit({exc.code}) while loading"
-    return f"{type(exc).__name__}: {_one_line(exc) or '(no message)'}"
 
 
 # --------------------------------------------------------------------------- folders
@@ -149,19 +178,189 @@ def search_folders() -> list[tuple[str, Path]]:
     return unique
 
 
-def plugin_modules(folder: Path) -> list[Path]:
-    """Plugin modules in ``folder``: ``*.py`` files and packages, not starting with ``_`` or ``.``."""
+def plugin_modules(folder: Path, limit: int | None = None) -> list[Path]:
+    """Plugin modules in ``folder``: ``*.py`` files and packages, not starting with ``_`` or
+    ``.``, sorted; the first ``limit`` (default :data:`MAX_MODULES_PER_FOLDER`) by name
+    (:func:`count_plugin_modules` tells how many there are)."""
+    return heapq.nsmallest(MAX_MODULES_PER_FOLDER if limit is None else limit, _plugin_module_entries(folder))
+
+
+def count_plugin_modules(folder: Path) -> int:
+    """How many plugin modules ``folder`` holds."""
+    return sum(1 for _ in _plugin_module_entries(folder))
+
+
+def _plugin_module_entries(folder: Path) -> Iterator[Path]:
+    # A generator, so that a folder of a million files is never held in memory at once.
     if not folder.is_dir():
-        return []
-    out = []
-    for entry in sorted(folder.iterdir()):
+        return
+    for entry in folder.iterdir():
         if entry.name.startswith(("_", ".")):
             continue
         if entry.is_file() and entry.suffix == ".py":
-            out.append(entry)
+            yield entry
         elif entry.is_dir() and (entry / "__init__.py").is_file():
-            out.append(entry)
-    return out
+            yield entry
+
+
+# --------------------------------------------------------------------------- before running a plugin
+
+
+def _open_to_everyone(path: Path) -> str | None:
+    """Why anyone on this computer could change the code at ``path`` (a plugin folder,
+    file or package folder), or None.
+
+    Any user may add files to a world-writable folder (a sticky bit only stops them
+    removing other people's), and may rename anything in a world-writable folder without
+    the sticky bit, so a plugin folder or file under either could hold code its user
+    never installed. Ownership is not checked: a plugin folder owned by another account
+    (a shared environment's administrator, a team's folder) is one its user chose to
+    trust by putting it on the path. POSIX only: Windows has no such mode bits.
+    """
+    if os.name == "nt":
+        return None
+    try:
+        real = path.resolve()
+        mode = os.stat(real).st_mode
+    except (OSError, RuntimeError):  # missing, or a loop of links: nothing will be loaded from it
+        return None
+    kind = "folder" if stat.S_ISDIR(mode) else "file"
+    if mode & stat.S_IWOTH:
+        return (f"the {kind} is writable by every user (mode {stat.S_IMODE(mode):04o}), so anyone on this computer "
+                f"could put code in it; not loaded (fix: chmod o-w '{real}')")
+    for parent in real.parents:
+        try:
+            parent_mode = os.stat(parent).st_mode
+        except OSError:
+            continue
+        if parent_mode & stat.S_IWOTH and not parent_mode & stat.S_ISVTX:
+            return (f"it is inside {parent}, which every user may write to (mode {stat.S_IMODE(parent_mode):04o}), so "
+                    f"anyone on this computer could replace it; not loaded (fix: chmod o-w '{parent}', or move the "
+                    f"plugins elsewhere)")
+    return None
+
+
+def _module_open_to_everyone(path: Path) -> str | None:
+    """:func:`_open_to_everyone` for a plugin module: the file, or a package's folder and
+    its ``__init__.py``."""
+    problem = _open_to_everyone(path)
+    if problem is None and path.is_dir():
+        problem = _open_to_everyone(path / "__init__.py")
+        if problem is not None:
+            problem = f"{path.name}/__init__.py: {problem}"
+    return problem
+
+
+def _read_source(path: Path) -> bytes:
+    """A plugin module's source (a package's ``__init__.py``), read without blocking.
+
+    Raises
+    ------
+    PluginError
+        ``"<path>: <problem>"``: not a regular file, unreadable, or over
+        :data:`MAX_SOURCE_BYTES`.
+    """
+    file = path / "__init__.py" if path.is_dir() else path
+    shown = file.name if file is path else f"{path.name}/__init__.py"
+    try:
+        # Non-blocking, so that a FIFO swapped in after the folder was listed cannot hang the
+        # open; fstat then tells what was really opened.
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise PluginError(f"{path}: cannot read {shown}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise PluginError(f"{path}: {shown} is not a regular file")
+        if info.st_size > MAX_SOURCE_BYTES:
+            raise PluginError(f"{path}: {shown} is {info.st_size / 2**20:.1f} MB; a plugin file may be at most "
+                              f"{MAX_SOURCE_BYTES / 2**20:g} MB (keep data in files of its own)")
+        source = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(source) > MAX_SOURCE_BYTES:  # grew after the fstat
+        raise PluginError(f"{path}: {shown} is over {MAX_SOURCE_BYTES / 2**20:g} MB, the most a plugin file may be")
+    return source
+
+
+def declared_ids(source: str | bytes) -> tuple[str, ...] | None:
+    """The plugin ids a plugin module's source declares, read without running it.
+
+    Understood: ``PLUGIN = Plugin("id", ...)`` or ``Plugin(name="id", ...)`` (any
+    ``something.Plugin`` too), ``PLUGIN = NAME`` where ``NAME`` is bound once to such a
+    call, and ``PLUGINS = [...]``/``(...)`` of such calls or names. ``PLUGINS`` wins over
+    ``PLUGIN``, as at import.
+
+    Returns
+    -------
+    tuple of str or None
+        None when the ids cannot be known without running the module: a syntax error, a
+        ``PLUGIN``/``PLUGINS`` bound more than once or anywhere but a plain top-level
+        assignment, a star import, an id that is not a string literal.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    bindings: dict[str, int] = {}
+
+    def bound(name: str | None) -> None:
+        if name:
+            bindings[name] = bindings.get(name, 0) + 1
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.ExceptHandler,
+                               ast.MatchAs, ast.MatchStar)):
+            bound(node.name)
+        elif isinstance(node, ast.MatchMapping):
+            bound(node.rest)
+        elif isinstance(node, ast.Global):  # a function may rebind them
+            for name in node.names:
+                bound(name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                bound(alias.asname or alias.name.split(".")[0])
+    top_level: dict[str, ast.expr] = {}
+    for statement in tree.body:
+        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)):
+            top_level[statement.targets[0].id] = statement.value
+        elif (isinstance(statement, ast.AnnAssign) and statement.value is not None
+              and isinstance(statement.target, ast.Name)):
+            top_level[statement.target.id] = statement.value
+
+    def value_of(name: str) -> ast.expr | None:
+        return top_level.get(name) if bindings.get(name) == 1 else None
+
+    def plugin_id(node: ast.expr | None) -> str | None:
+        if isinstance(node, ast.Name):
+            node = value_of(node.id)
+        if not isinstance(node, ast.Call):
+            return None
+        callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+        if callee != "Plugin" or any(k.arg is None for k in node.keywords):
+            return None
+        named = [k.value for k in node.keywords if k.arg == "name"]
+        if named:
+            value = named[0]
+        elif node.args and not isinstance(node.args[0], ast.Starred):
+            value = node.args[0]
+        else:
+            return None
+        return value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
+
+    if "PLUGINS" in bindings:
+        listed = value_of("PLUGINS")
+        if isinstance(listed, ast.Name):
+            listed = value_of(listed.id)
+        if not isinstance(listed, (ast.List, ast.Tuple)) or not listed.elts:
+            return None
+        ids = [plugin_id(item) for item in listed.elts]
+    else:
+        ids = [plugin_id(value_of("PLUGIN"))]
+    return None if None in ids else tuple(ids)
 
 
 # --------------------------------------------------------------------------- loading
@@ -200,9 +399,11 @@ def load_module_file(path: str | os.PathLike) -> types.ModuleType:
         # No __pycache__ folders in plugin folders (the repository's, the user's).
         sys.dont_write_bytecode = True
         spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        sys.modules.pop(name, None)
-        raise PluginError(f"{path}: {_describe_exception(exc)}") from exc
+    except BaseException as exc:
+        _forget_module(name)
+        if isinstance(exc, (Exception, SystemExit)):
+            raise PluginError(f"{path}: {_describe_exception(exc)}") from exc
+        raise
     finally:
         sys.dont_write_bytecode = dont_write
     return module
@@ -250,11 +451,18 @@ class Registry:
     ----------
     plugins : iterable of Plugin, optional
     problems : iterable of PluginProblem, optional
+    import_timeout : float
+        Seconds each plugin module or entry point may take to import (see
+        :data:`IMPORT_TIMEOUT_S`).
     """
 
-    def __init__(self, plugins: Iterable[Plugin] = (), problems: Iterable[PluginProblem] = ()) -> None:
+    def __init__(self, plugins: Iterable[Plugin] = (), problems: Iterable[PluginProblem] = (), *,
+                 import_timeout: float = IMPORT_TIMEOUT_S) -> None:
+        if not (math.isfinite(import_timeout) and import_timeout > 0):
+            raise ValueError(f"import_timeout must be a positive number of seconds, not {import_timeout!r}")
         self._plugins: dict[str, Plugin] = {}
         self.problems: list[PluginProblem] = list(problems)
+        self.import_timeout = float(import_timeout)
         for plugin in plugins:
             self.add(plugin)
 
@@ -265,6 +473,7 @@ class Registry:
         *,
         folders: Iterable[str | os.PathLike] | None = None,
         entry_points: bool = True,
+        import_timeout: float | None = None,
     ) -> "Registry":
         """Look everywhere (see the module's notes) and load what is found.
 
@@ -275,8 +484,16 @@ class Registry:
             folders.
         entry_points : bool
             Also load installed packages' ``scalgui.plugins`` entry points.
+        import_timeout : float, optional
+            Seconds each plugin may take to import; default: :data:`IMPORT_TIMEOUT_VAR`'s
+            value, else :data:`IMPORT_TIMEOUT_S`.
         """
-        registry = cls()
+        problems = []
+        if import_timeout is None:
+            import_timeout, unusable = import_timeout_from_env()
+            if unusable is not None:
+                problems.append(PluginProblem(IMPORT_TIMEOUT_VAR, unusable))
+        registry = cls(problems=problems, import_timeout=import_timeout)
         paths = [Path(f) for f in folders] if folders is not None else [p for _, p in search_folders()]
         for folder in paths:
             registry.add_folder(folder)
@@ -289,30 +506,71 @@ class Registry:
         and skipped (returns False) unless ``replace`` is True."""
         if not isinstance(plugin, Plugin):
             raise TypeError(f"expected a Plugin, got {type(plugin).__name__}")
-        existing = self._plugins.get(plugin.name)
-        if existing is not None and not replace:
-            first = existing.source or "an earlier plugin"
-            self.problems.append(
-                PluginProblem(plugin.source or plugin.name, f"plugin id {plugin.name!r} is already provided by {first}",
-                              (plugin.name,))
-            )
+        if plugin.name in self._plugins and not replace:
+            self._reject_duplicate(plugin.name, plugin.source or plugin.name)
             return False
         self._plugins[plugin.name] = plugin
         return True
 
+    def _reject_duplicate(self, name: str, source: str) -> None:
+        first = self._plugins[name].source or "an earlier plugin"
+        self.problems.append(PluginProblem(source, f"plugin id {name!r} is already provided by {first}", (name,)))
+
     def add_file(self, path: str | os.PathLike) -> list[Plugin]:
-        """Load one plugin file or package folder; a failure becomes a problem."""
+        """Load one plugin file or package folder; a failure becomes a problem.
+
+        It is not imported when any user could have written it, when it is not a regular
+        file or too big, or when every id its source declares is taken (each reported as
+        a duplicate); otherwise it imports on a thread of its own within
+        :attr:`import_timeout` (see the module's notes).
+        """
+        path = Path(path)
+        where = str(path)
+        unsafe = _module_open_to_everyone(path)
+        if unsafe is not None:
+            self.problems.append(PluginProblem(where, unsafe))
+            return []
         try:
-            plugins = load_plugins_from_file(path)
+            source = _read_source(path)
         except PluginError as exc:
-            self.problems.append(PluginProblem(str(path), str(exc).removeprefix(f"{path}: ")))
+            self.problems.append(PluginProblem(where, str(exc).removeprefix(f"{where}: ")))
+            return []
+        ids = declared_ids(source)
+        if ids is not None and all(name in self._plugins for name in ids):
+            for name in ids:
+                self._reject_duplicate(name, where)
+            return []
+        dont_write = sys.dont_write_bytecode
+        try:
+            plugins, problem = guarded_import(where, lambda: load_plugins_from_file(path), self.import_timeout,
+                                               module_name=_module_name(path), own_code=path)
+        finally:
+            # An import left running never gets to put back the flag it set.
+            sys.dont_write_bytecode = dont_write
+        if problem is not None:
+            self.problems.append(PluginProblem(where, problem, ids or ()))
             return []
         return [p for p in plugins if self.add(p)]
 
     def add_folder(self, folder: str | os.PathLike) -> list[Plugin]:
-        """Load every plugin module in ``folder`` (a missing folder adds nothing)."""
+        """Load every plugin module in ``folder`` (a missing folder adds nothing; one that
+        any user could have written to is reported and not loaded)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            return []
+        modules = plugin_modules(folder)
+        unsafe = _open_to_everyone(folder)
+        if unsafe is not None:
+            # The modules' names, so that asking for one of them says why it is missing.
+            self.problems.append(PluginProblem(str(folder), unsafe, tuple(m.stem for m in modules)))
+            return []
+        if len(modules) == MAX_MODULES_PER_FOLDER:
+            found = count_plugin_modules(folder)
+            if found > MAX_MODULES_PER_FOLDER:
+                self.problems.append(PluginProblem(str(folder), (
+                    f"holds {found} plugin modules; only the first {MAX_MODULES_PER_FOLDER} by name were looked at")))
         loaded = []
-        for path in plugin_modules(Path(folder)):
+        for path in modules:
             loaded.extend(self.add_file(path))
         return loaded
 
@@ -329,16 +587,18 @@ class Registry:
         for point in points:
             dist = getattr(getattr(point, "dist", None), "name", None)
             where = f"entry point {point.name} = {point.value}" + (f" ({dist})" if dist else "")
-            try:
+
+            def load(point=point, where=where) -> list[Plugin]:
                 obj = point.load()
                 if callable(obj) and not isinstance(obj, (Plugin, types.ModuleType)):
                     obj = obj()
-                plugins = _plugins_in(obj, where)
-            except PluginError as exc:
-                self.problems.append(PluginProblem(where, str(exc).removeprefix(f"{where}: "), (point.name,)))
-                continue
-            except (Exception, SystemExit) as exc:
-                self.problems.append(PluginProblem(where, _describe_exception(exc), (point.name,)))
+                return _plugins_in(obj, where)
+
+            # Not stopped past its limit (no own_code): an installed package's import is
+            # left to finish rather than broken off half-way.
+            plugins, problem = guarded_import(where, load, self.import_timeout)
+            if problem is not None:
+                self.problems.append(PluginProblem(where, problem, (point.name,)))
                 continue
             loaded.extend(p for p in plugins if self.add(p))
         return loaded

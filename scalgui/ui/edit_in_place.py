@@ -7,6 +7,10 @@ before the first write. The title says the window edits the file in place, and C
 Project elsewhere, is this Save while it does (Save Project keeps its menu entry). Opening
 another sound in the same window leaves the mode: Save is then disabled, since it would
 overwrite a file that was not handed over for editing.
+
+The session autosaves like any other (``ui/project_actions.py``), with the file and its
+backup named in the recovery marker: recovered after a crash, the work is back in this
+mode, writing to the same file and keeping the same backup.
 """
 from __future__ import annotations
 
@@ -18,6 +22,10 @@ from PyQt6.QtGui import QKeySequence
 __all__ = ["EditInPlace", "install_edit_in_place"]
 
 TITLE_NOTE = "editing in place"
+
+
+def _save_tip(target) -> str:
+    return f"Render and write over {target.path.name} ({target.describe()}), keeping a backup of the original"
 
 
 class EditInPlace(QObject):
@@ -35,8 +43,7 @@ class EditInPlace(QObject):
         self.window = window
         self.target = target
         self.save_action = window._action("&Save (write back to the file)", self.save, QKeySequence.StandardKey.Save,
-                                          tip=f"Render and write over {target.path.name} ({target.describe()}), "
-                                              "keeping a backup of the original")
+                                          tip=_save_tip(target))
         file_menu = window.menuBar().actions()[0].menu()  # File, built first by MainWindow
         file_menu.insertAction(window.export_action, self.save_action)
         # Ctrl+S is also Save Project (ui/project_actions.py). A workstation that handed a
@@ -47,6 +54,13 @@ class EditInPlace(QObject):
         self._save_keys = self.save_action.shortcuts()
         window.documentChanged.connect(self._document_changed)
         self._document_changed(window.document)
+
+    def retarget(self, target) -> None:
+        """Write back to ``target`` (an :class:`~scalgui.app.in_place.InPlaceTarget`) from
+        now on: recovered work edited in place goes back to its own file."""
+        self.target = target
+        self.save_action.setToolTip(_save_tip(target))
+        self._document_changed(self.window.document)
 
     @property
     def active(self) -> bool:
@@ -107,10 +121,14 @@ class EditInPlace(QObject):
             f"Saved {self.target.path.name} ({self.target.describe()}, peak {report.peak_dbfs:.1f} dBFS){backup}",
             10000)
         window._update_title()
+        projects = getattr(window, "projects", None)
+        if first and projects is not None:
+            projects.autosave()  # the recovery marker must name the backup: the file now holds a render
 
 
-def install_edit_in_place(window, path: str | Path) -> EditInPlace:
-    """Put ``window`` in external-editor mode for ``path`` and open it.
+def install_edit_in_place(window, path: str | Path, *, open_file: bool = True) -> EditInPlace:
+    """Put ``window`` in external-editor mode for ``path`` and open it (unless
+    ``open_file`` is False: the editor's start offers recovered work first).
 
     Raises
     ------
@@ -123,5 +141,6 @@ def install_edit_in_place(window, path: str | Path) -> EditInPlace:
     target = InPlaceTarget.of(path)
     mode = EditInPlace(window, target)
     window.edit_in_place = mode
-    window.open_file(target.path)
+    if open_file:
+        window.open_file(target.path)
     return mode

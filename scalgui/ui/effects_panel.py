@@ -46,6 +46,7 @@ from scalgui.audio.effects import PLACEMENTS, EffectChain, effect, load_preset, 
 from scalgui.audio.errors import EffectError
 
 from .bridge import DocumentBridge
+from .plugin_trust import Vst3FoldersDialog, ask_trust_vst3, confirm_untrusted
 from .workers import Worker, keep_thread, main_thread_calls, start_worker, stop_threads
 
 __all__ = ["EffectsCommand", "EffectsPanel", "ParamForm", "make_effects_dock"]
@@ -332,6 +333,7 @@ class EffectsPanel(QWidget):
         self.vst3_file_action.triggered.connect(self.add_vst3_dialog)
         self.vst3_menu = self.add_menu.addMenu("VST3 Plugins")
         self.vst3_menu.aboutToShow.connect(self._fill_vst3_menu)
+        self.add_menu.addAction("VST3 Folders…").triggered.connect(lambda: Vst3FoldersDialog(self).exec())
 
         self.add_button = QPushButton("Add")
         self.add_button.setToolTip("Add an effect at the end of the chain")
@@ -410,6 +412,9 @@ class EffectsPanel(QWidget):
         # A .vst3 is a folder on Linux and macOS, a file (or folder) on Windows: accept either.
         path, _ = QFileDialog.getOpenFileName(self, "Load VST3 Plugin", "", VST3_FILTER)
         return path
+
+    def ask_trust_plugin(self, path: Path, where: str) -> bool:
+        return ask_trust_vst3(self, path, where)
 
     def show_error(self, title: str, text: str) -> None:
         self.note(text)
@@ -581,7 +586,7 @@ class EffectsPanel(QWidget):
             action.setToolTip(str(path))
             action.triggered.connect(lambda _=False, p=path: self.add_vst3(p))
         if not plugins:
-            self.vst3_menu.addAction("(none in the standard VST3 folders)").setEnabled(False)
+            self.vst3_menu.addAction("(none in your VST3 folders)").setEnabled(False)
 
     def add_effect(self, type_name: str, *, ask: bool = True) -> None:
         """Append a built-in effect with its default settings to the shown chain.
@@ -600,8 +605,11 @@ class EffectsPanel(QWidget):
         self.set_chain(chain, select=len(chain) - 1)
 
     def add_vst3_dialog(self) -> None:
+        from scalgui.audio.vst3 import allow_vst3
+
         path = self.ask_plugin_path()
         if path:
+            allow_vst3(path)  # chosen by the user: trusted for this session
             self.add_vst3(path)
 
     def add_vst3(self, path, plugin_name: str | None = None) -> bool:
@@ -713,13 +721,15 @@ class EffectsPanel(QWidget):
         except EffectError as exc:
             self.show_error("Cannot load preset", str(exc))
             return False
+        chains, refused = confirm_untrusted(chains, f"the preset '{Path(path).name}'", self.ask_trust_plugin)
         for chain in chains:
             self._drafts[chain.placement] = chain
         if chains:
             self.set_placement(chains[0].placement)
         self._message = ""
         self._show_chain(0)
-        self.note(f"Loaded preset {Path(path).name}: press Apply to use it.")
+        kept = f" ({len(refused)} VST3 plugin(s) kept bypassed)" if refused else ""
+        self.note(f"Loaded preset {Path(path).name}{kept}: press Apply to use it.")
         return True
 
     def save_preset_dialog(self) -> None:
@@ -783,6 +793,11 @@ class EffectsPanel(QWidget):
         if self._busy_window():
             self.note("The sound is busy (render or analysis): apply when it has finished.")
             return False
+        checked, refused = confirm_untrusted(changes.values(), "the effect chain", self.ask_trust_plugin)
+        if refused:  # switched on in the panel, then refused: it stays bypassed
+            changes = {chain.placement: chain for chain in checked}
+            self._drafts.update(changes)
+            self._show_chain()
         before = {p: doc.effect_chain(p) for p in changes}
         text = "Applying effects…" + (" (re-analysing the source)" if "source" in changes else "")
         if not self._start_change(doc, changes, before, text, lambda result: self._applied_done(doc, before, result),

@@ -12,8 +12,10 @@ this module only wires it to the window:
   ``autosaveMinutes``, default 3, 0 for off) and after every
   render, when the document changed since the last autosave, in a worker thread, into the
   per-user recovery folder. A clean exit removes this session's recovery files.
-- At start-up, :meth:`ProjectActions.offer_recovery` offers work left by an editor that
-  crashed: Recover or Discard (or decide next time).
+- At start-up, with or without a file, :meth:`ProjectActions.offer_recovery` offers work
+  left by an editor that crashed: Recover or Discard (or decide next time); the prompt
+  says when the work is on the very file being opened, and work edited in place
+  (``--edit-in-place``) goes back to writing to its file.
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ from PyQt6.QtCore import QObject, QTimer
 from PyQt6.QtGui import QAction, QActionGroup
 from PyQt6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
+from scalgui.audio.vst3 import allow_vst3
+
+from .plugin_trust import ask_trust_vst3
 from .workers import Worker, start_worker
 
 __all__ = ["OPEN_FILTER", "PROJECT_FILTER", "ProjectActions", "install_project_actions"]
@@ -47,6 +52,8 @@ class ProjectActions(QObject):
         super().__init__(window)
         self.window = window
         self.autosaver = None
+        #: The file the editor is being started with, while recovery is offered.
+        self.opening: Path | None = None
         self._autosave_job = None
         self._autosaved: tuple | None = None
         self.timer = QTimer(self)
@@ -188,57 +195,68 @@ class ProjectActions(QObject):
             self.window.open_file(path)
 
     def open(self, path: str | Path, *, source: str | Path | None = None, verify: bool = True,
-             recovery=None) -> None:
+             recovery=None, bypass_untrusted: bool = False) -> None:
         """Open project ``path`` in a worker thread (``recovery``: a
-        :class:`~scalgui.app.recovery.Recovery` to restore instead)."""
+        :class:`~scalgui.app.recovery.Recovery` to restore instead). A project naming VST3
+        plugins outside the trusted folders fails first; the user is then asked about each
+        (:meth:`_open_failed`), and it opens again with the refused ones bypassed."""
         w = self.window
         path = Path(path)
         w.statusBar().showMessage(f"Opening {path.name}…")
+        options = {"source": source, "verify": verify, "bypass_untrusted": bypass_untrusted}
 
         def job(_progress):
             if recovery is not None:
-                return recovery.open(source=source, verify=verify)
+                return recovery.restore(**options)  # a Restored: see _recovered
             from scalgui.app.project import open_project
 
-            return open_project(path, source=source, verify=verify)
+            return open_project(path, **options)
 
         worker = Worker(job)
         worker.finished.connect(lambda doc: self._opened(doc, path, recovery))
-        worker.failed.connect(lambda exc: self._open_failed(path, exc, recovery))
+        worker.failed.connect(lambda exc: self._open_failed(path, exc, recovery, options))
         w._open_job = (worker, w._keep(start_worker(worker)))
 
     def _opened(self, doc, path: Path, recovery) -> None:
+        if recovery is not None:
+            self._recovered(doc, recovery)
+            return
         w = self.window
         w._opened(doc)
-        if recovery is not None:
-            recovery.discard()  # the work now lives in this session, autosaved at once
-            w.statusBar().showMessage(f"Recovered {recovery.title} (autosaved {recovery.saved_at})", 8000)
-            self._autosaved = None
-            self.autosave()
-        else:
-            w._remember(path)
-            w.statusBar().showMessage(f"Opened project {path.name}", 6000)
+        w._remember(path)
+        w.statusBar().showMessage(f"Opened project {path.name}", 6000)
         w._update_title()
 
-    def _open_failed(self, path: Path, exc: Exception, recovery) -> None:
-        from scalgui.app.project import ProjectError, SourceMismatchError, SourceMissingError
+    def _open_failed(self, path: Path, exc: Exception, recovery, options: dict) -> None:
+        from scalgui.app.project import ProjectError, SourceMismatchError, SourceMissingError, UntrustedPluginsError
 
         w = self.window
         w._open_job = None
         w.statusBar().clearMessage()
+        if isinstance(exc, UntrustedPluginsError):
+            where = f"the project '{recovery.title if recovery is not None else path.name}'"
+            refused = [p for p in exc.plugins if not self.ask_trust_plugin(p, where)]
+            for plugin in set(exc.plugins) - set(refused):
+                allow_vst3(plugin)
+            self.open(path, recovery=recovery, **{**options, "bypass_untrusted": bool(refused)})
+            return
         if isinstance(exc, SourceMissingError):
             chosen = self.locate_file(exc)
             if chosen:
-                self.open(path, source=chosen, recovery=recovery)
+                self.open(path, recovery=recovery, **{**options, "source": chosen})
             return
         if isinstance(exc, SourceMismatchError):
             if w.ask("Different sound file",
                      f"{exc.candidate.name} is not the sound this project was saved with (its checksum differs). "
                      "The edits are in seconds and Hz and will be applied to it anyway. Use it?"):
-                self.open(path, source=exc.candidate, verify=False, recovery=recovery)
+                self.open(path, recovery=recovery, **{**options, "source": exc.candidate, "verify": False})
             return
         text = str(exc) if isinstance(exc, ProjectError) else f"{type(exc).__name__}: {exc}"
         w.show_error("Cannot open project", f"Could not open {path.name}.", text)
+
+    def ask_trust_plugin(self, path: Path, where: str) -> bool:
+        """Whether to load the VST3 plugin at ``path`` that ``where`` names (patched in tests)."""
+        return ask_trust_vst3(self.window, path, where)
 
     def locate_file(self, error) -> str | None:
         """Ask where the moved source sound is (``error``: a SourceMissingError)."""
@@ -256,11 +274,39 @@ class ProjectActions(QObject):
         return path or None
 
     # ------------------------------------------------------------------ autosave and recovery
+    def _recovered(self, restored, recovery) -> None:
+        """Show recovered work (a :class:`~scalgui.app.recovery.Restored`); work edited in
+        place writes back to its file again."""
+        w = self.window
+        if restored.in_place is not None:
+            from .edit_in_place import EditInPlace
+
+            mode = getattr(w, "edit_in_place", None)
+            if mode is None:
+                w.edit_in_place = EditInPlace(w, restored.in_place)
+            else:
+                mode.retarget(restored.in_place)
+        w._opened(restored.doc)
+        recovery.discard()  # the work now lives in this session, autosaved at once
+        if restored.in_place is not None:
+            where = f"; Save writes it back to {restored.in_place.path.name}"
+        elif restored.problem:
+            where = f"; it cannot be written back in place: {restored.problem}"
+        else:
+            where = ""
+        w.statusBar().showMessage(f"Recovered {recovery.title} (autosaved {recovery.saved_at}){where}", 12000)
+        self._autosaved = None
+        self.autosave()
+        w._update_title()
+
     def start_autosave(self, folder: str | Path | None = None) -> None:
-        """Autosave into ``folder`` (default: the per-user recovery folder) from now on."""
+        """Autosave into ``folder`` (default: the per-user recovery folder) from now on,
+        after removing the temp files a killed scalgui left there."""
         from scalgui.app.recovery import Autosaver
+        from scalgui.atomic import clean_stale_temps
 
         self.autosaver = Autosaver(folder)
+        clean_stale_temps(self.autosaver.folder)
         self._start_timer()
 
     @property
@@ -276,19 +322,30 @@ class ProjectActions(QObject):
         doc = self.window.document
         if self.autosaver is None or doc is None or self._autosave_job is not None or self.interval_minutes() == 0:
             return False
-        state = (id(doc), state_key(doc))
+        in_place = self._in_place_target()
+        state = (id(doc), state_key(doc), None if in_place is None else (in_place.path, in_place.backup))
         if state == self._autosaved:
             return False
         autosaver = self.autosaver
 
         def job(_progress):
-            return autosaver.save(doc)
+            return autosaver.save(doc, in_place=in_place)
 
         worker = Worker(job)
         worker.finished.connect(lambda _path: self._autosaved_ok(state))
         worker.failed.connect(self._autosave_failed)
         self._autosave_job = (worker, self.window._keep(start_worker(worker)))
         return True
+
+    def _in_place_target(self):
+        """A copy of the file the window writes back to (``--edit-in-place``), when the
+        open document is that file's; else None."""
+        import dataclasses
+
+        mode = getattr(self.window, "edit_in_place", None)
+        if mode is None or not mode.active:
+            return None
+        return dataclasses.replace(mode.target)  # a write back may set its backup meanwhile
 
     def _autosaved_ok(self, state) -> None:
         self._autosave_job = None
@@ -299,11 +356,30 @@ class ProjectActions(QObject):
         # Not a dialog: autosave runs unasked, and the next one may well succeed.
         self.window.statusBar().showMessage(f"Autosave failed: {exc}", 10000)
 
+    def recovery_text(self, recovery) -> tuple[str, str]:
+        """The recovery prompt's text and its details: what the work is, and what Recover
+        does, the file being opened (:attr:`opening`) included."""
+        opening = self.opening
+        on_opening = opening is not None and recovery.is_work_on(opening)
+        what = f"{recovery.title}, the file you are opening," if on_opening else recovery.title
+        text = f"scalgui did not close properly. Work on {what} was autosaved at {recovery.saved_at}."
+        if recovery.in_place_path is not None:
+            details = (f"It was edited in place for an audio workstation: Recover reopens it, and Save writes it "
+                       f"back to {recovery.in_place_path.name} again.")
+        else:
+            details = "Recover opens the autosaved work."
+        if on_opening:
+            details += " The file as it is on disk opens only if you Discard the work or Decide Later."
+        elif opening is not None:
+            details += f" It opens instead of {opening.name}."
+        return text, details
+
     def choose_recovery(self, recovery) -> str:
         """Ask what to do with work left by a crash: ``"recover"``, ``"discard"`` or ``"later"``."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work",
-                          f"scalgui did not close properly. Work on {recovery.title} was autosaved at "
-                          f"{recovery.saved_at}.", QMessageBox.StandardButton.NoButton, self.window)
+        text, details = self.recovery_text(recovery)
+        box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work", text,
+                          QMessageBox.StandardButton.NoButton, self.window)
+        box.setInformativeText(details)
         recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
         discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton("Decide Later", QMessageBox.ButtonRole.RejectRole)
@@ -312,27 +388,47 @@ class ProjectActions(QObject):
         clicked = box.clickedButton()
         return "recover" if clicked is recover else "discard" if clicked is discard else "later"
 
-    def offer_recovery(self, folder: str | Path | None = None) -> bool:
+    def offer_recovery(self, folder: str | Path | None = None, *, opening: str | Path | None = None) -> bool:
         """Offer the work left by editors that crashed, newest first; returns whether one
-        is being recovered (the window then opens it)."""
+        is being recovered (the window then opens it, instead of anything else).
+
+        Parameters
+        ----------
+        folder : path, optional
+            The recovery folder (default: the autosave's, else the per-user one).
+        opening : path, optional
+            The file the editor was started with: work on it is offered first, and the
+            prompt says that it is that file.
+        """
         from scalgui.app.recovery import find_recoveries
 
         if folder is None and self.autosaver is not None:
             folder = self.autosaver.folder
-        for recovery in find_recoveries(folder):
-            choice = self.choose_recovery(recovery)
-            if choice == "recover":
-                self.open(recovery.project, recovery=recovery)
-                return True
-            if choice == "discard":
-                recovery.discard()
-        return False
+        self.opening = Path(opening) if opening is not None else None
+        try:
+            found = find_recoveries(folder)
+            if self.opening is not None:  # a stable sort: newest first within each group
+                found.sort(key=lambda recovery: not recovery.is_work_on(self.opening))
+            for recovery in found:
+                choice = self.choose_recovery(recovery)
+                if choice == "recover":
+                    self.open(recovery.project, recovery=recovery)
+                    return True
+                if choice == "discard":
+                    recovery.discard()
+            return False
+        finally:
+            self.opening = None
 
     def shutdown(self) -> None:
         """A clean exit: stop the timer, let an autosave finish, remove the recovery files."""
+        from .workers import stop_threads
+
         self.timer.stop()
         if self._autosave_job is not None:
-            self._autosave_job[1].wait()
+            # Not thread.wait(): the thread quits through a queued call to this (GUI)
+            # thread, which a plain wait would block forever.
+            stop_threads({self._autosave_job[1]})
             self._autosave_job = None
         if self.autosaver is not None:
             self.autosaver.discard()
