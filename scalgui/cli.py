@@ -49,6 +49,18 @@ class CommandError(Exception):
 # --------------------------------------------------------------------------- helpers
 
 
+def printable(text: object) -> str:
+    """``text`` with every character that is not printable written as its escape (a
+    newline in a file name as ``\\n``, a byte that is not UTF-8 as ``\\udcff``), so that
+    a message stays one line and names the file exactly."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def print_error(message: object) -> None:
+    """Print ``scalgui: error: MESSAGE`` on stderr as one line (see :func:`printable`)."""
+    print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
+
+
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -70,7 +82,7 @@ def one_line_usage_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     name = parser.prog.split()[-1]
 
     def error(message: str) -> None:
-        print(f"{PROG}: error: {name}: {_one_line(message)} (see '{parser.prog} --help')", file=sys.stderr)
+        print_error(f"{name}: {_one_line(message)} (see '{parser.prog} --help')")
         parser.exit(2)
 
     parser.error = error
@@ -539,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except CommandError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -199,6 +199,25 @@ def test_a_file_name_that_is_not_utf8(tmp_path):
     assert_refused(outcome, "bad\\udcff.wav", "not a readable audio file")
 
 
+def test_an_audio_output_whose_name_is_not_utf8_is_written(tmp_path):
+    riff(tmp_path / "in.wav", pcm16(0.3))
+    (tmp_path / "empty.json").write_text('{"format": "scalgui-effects", "version": 1, "chains": []}')
+    for suffix in (b".wav", b".flac", b".mp3"):
+        out = os.fsencode(tmp_path) + b"/out\xff" + suffix
+        outcome = run_scalgui(["fx", tmp_path / "in.wav", "-o", out, "--preset", tmp_path / "empty.json"])
+        assert outcome.code == 0, outcome.stderr_lines
+        assert load_audio(os.fsdecode(out)).frames >= round(0.3 * SR)
+
+
+def test_a_newline_in_a_file_name_stays_on_the_error_line(tmp_path, capsys):
+    odd = tmp_path / "two\nlines.wav"
+    odd.write_bytes(b"not audio")
+    code, _out, err = cli(["analyze", odd], capsys)
+    assert_one_line_error(code, err, "two\\nlines.wav", "not a readable audio file")
+    code, _out, err = cli(["render", tmp_path / "gone\r.scalproj", "-o", tmp_path / "out.wav"], capsys)
+    assert_one_line_error(code, err, "gone\\r.scalproj", "no such file")
+
+
 # --------------------------------------------------------------------------- outputs
 
 

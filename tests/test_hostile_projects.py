@@ -651,3 +651,20 @@ def test_a_plugin_edit_that_fails_while_rendering_fails_the_render(take, tmp_pat
     code, _, err = _render([path, "-o", tmp_path / "o.wav"], capsys)
     _assert_one_line(code, err, "p.scalproj", "skipped a plugin edit: transpose failed", "nothing was written")
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_a_lasso_of_the_most_points_a_project_may_hold_renders_in_bounded_memory(tmp_path):
+    """A zig-zag lasso of 10,000 points (the most a project accepts) across 4 s: each of
+    its edges crosses every band, which once took a gigabyte per band to rasterise."""
+    from scalgui.dsp.edits import Lasso
+
+    path = tmp_path / "long.wav"
+    save_audio(path, np.tile(signals.example_sound(SR)[:1], (1, 2))[:, : 4 * SR].copy() * 0.5, SR, bit_depth=24)
+    doc = _document(path)
+    zigzag = tuple((4.0 * i / 9999, 100.0 if i % 2 else 5000.0) for i in range(10_000))
+    doc.restore((Edit(Lasso(zigzag), "gain", -20.0),))
+    project = doc.save_project(tmp_path / "lasso.scalproj")
+    outcome = run_scalgui(["render", project, "-o", tmp_path / "out.wav", "--iters", "1"])
+    print(f"10,000-point lasso over 4 s: {outcome.seconds:.1f} s, peak {outcome.peak_mb:.0f} MB")
+    assert outcome.code == 0, outcome.stderr_lines
+    assert outcome.peak_bytes < 1536 * 2**20

@@ -78,8 +78,9 @@ def encode(fh: BinaryIO, x: np.ndarray, sr: int, spec: WriteFormat, bit_depth, q
 
 
 def _verify(tmp: Path, channels: int, frames: int, sr: int, spec: WriteFormat) -> None:
-    with AudioFile(str(tmp)) as f:
-        got = (int(f.num_channels), round(f.samplerate), int(f.frames))
+    with open(tmp, "rb") as handle:  # a file object: pedalboard takes only UTF-8 names
+        with AudioFile(handle) as f:
+            got = (int(f.num_channels), round(f.samplerate), int(f.frames))
     short = got[2] < frames if spec.lossy else got[2] != frames
     if got[0] != channels or got[1] != sr or short:
         raise ValueError(f"the written file reads back as {got[0]} ch, {got[1]} Hz, "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 
 from scalgui.cli import (
     BIT_DEPTHS,
@@ -23,6 +22,7 @@ from scalgui.cli import (
     _check_output,
     _float_in,
     _resolve_input,
+    print_error,
 )
 from scalgui.commands.trust import add_allow_plugin_argument, allow_plugins, refuse_untrusted
 
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as exc:
         # Reported here, as in scalgui.commands.invert: under `python -m scalgui.cli` the
         # CommandError of scalgui.cli.main is another class than this one.
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
     chains = "; ".join(f"{placement}: {text}" for placement, text in summary["chains"].items()) or "no chains"
     peak = "-inf" if summary["peak_dbfs"] is None else f"{summary['peak_dbfs']:+.2f}"

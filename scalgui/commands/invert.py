@@ -28,6 +28,7 @@ from scalgui.cli import (
     BIT_DEPTHS,
     EXAMPLE_KEYWORD,
     PROG,
+    print_error,
     CommandError,
     _check_output,
     _finite_float,
@@ -425,7 +426,7 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as exc:
         # Reported here rather than by scalgui.cli.main: under `python -m scalgui.cli` that
         # module runs as __main__ and its CommandError is another class than this one.
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
     def db(value) -> str:
         return "-inf" if value is None else f"{value:.1f}"

@@ -30,7 +30,16 @@ import time
 import warnings
 from pathlib import Path
 
-from scalgui.cli import BIT_DEPTHS, CLIP_POLICIES, PROG, CommandError, _check_output, _one_line, _positive_int
+from scalgui.cli import (
+    BIT_DEPTHS,
+    CLIP_POLICIES,
+    CommandError,
+    _check_output,
+    _one_line,
+    _positive_int,
+    print_error,
+    printable,
+)
 from scalgui.commands.trust import add_allow_plugin_argument, allow_plugins, refuse_untrusted
 
 __all__ = ["HELP", "READ_EXTENSIONS", "add_arguments", "batch_files", "render_batch", "render_project",
@@ -346,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as exc:
         # Reported here, as in scalgui.commands.invert: under `python -m scalgui.cli` the
         # CommandError of scalgui.cli.main is another class than this one.
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
     if args.batch is None:
         report = summary["report"]
@@ -361,6 +370,6 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         print(f"{len(failures)} failed:")
         for path, reason in failures:
-            print(f"  {path.name}: {reason}")
+            print(f"  {printable(path.name)}: {printable(reason)}")
         return 1
     return 0

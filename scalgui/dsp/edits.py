@@ -137,6 +137,11 @@ def _normalised(points: Sequence[tuple[float, float]], unit_s: float, unit_oct: 
     return np.stack([p[:, 0] / unit_s, _octave(p[:, 1]) / unit_oct], axis=1)
 
 
+#: Point-segment pairs measured at once by :func:`_distance_to_segments`: bounds its
+#: working memory (about 50 bytes a pair) whatever a stroke or lasso from a file holds.
+_PAIRS_AT_ONCE = 1 << 20
+
+
 def _distance_to_segments(x: np.ndarray, y: float, a: np.ndarray, b: np.ndarray, reach: float = math.inf) -> np.ndarray:
     """Distance from points ``(x[i], y)`` to the nearest of segments ``a[j] -> b[j]``,
     exact up to ``reach`` and ``inf`` beyond it.
@@ -144,25 +149,38 @@ def _distance_to_segments(x: np.ndarray, y: float, a: np.ndarray, b: np.ndarray,
     Only segments within ``reach`` of the line at ``y``, and points within ``reach`` of
     those segments along ``x``, are measured: a hand-drawn stroke has hundreds of
     segments, a band a few of them near it (rendering a 240-point stroke took 9 s, all
-    pairs measured).
+    pairs measured). The points are taken in runs along ``x``, each against the segments
+    within reach of the run, at most :data:`_PAIRS_AT_ONCE` pairs at a time.
     """
     out = np.full(len(x), np.inf)
     near = (np.minimum(a[:, 1], b[:, 1]) - reach <= y) & (y <= np.maximum(a[:, 1], b[:, 1]) + reach)
-    if not near.any():
+    if not near.any() or len(x) == 0:
         return out
     a, b = a[near], b[near]
-    reached = (x >= np.minimum(a[:, 0], b[:, 0]).min() - reach) & (x <= np.maximum(a[:, 0], b[:, 0]).max() + reach)
-    if not reached.any():
-        return out
+    left = np.minimum(a[:, 0], b[:, 0]) - reach
+    right = np.maximum(a[:, 0], b[:, 0]) + reach
     d = b - a  # [E, 2]
     length_sq = np.maximum((d**2).sum(1), 1e-300)
-    px = x[reached, None] - a[None, :, 0]
-    py = y - a[None, :, 1]
-    t = np.clip((px * d[None, :, 0] + py * d[None, :, 1]) / length_sq[None, :], 0.0, 1.0)
-    dx = px - t * d[None, :, 0]
-    dy = py - t * d[None, :, 1]
-    distance = np.sqrt(dx**2 + dy**2).min(axis=1)
-    out[reached] = np.where(distance <= reach, distance, np.inf)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    start, size = 0, max(1, _PAIRS_AT_ONCE // len(a))
+    while start < len(xs):
+        stop = min(start + size, len(xs))
+        seg = (right >= xs[start]) & (left <= xs[stop - 1])
+        count = int(np.count_nonzero(seg))
+        if count and (stop - start) * count > _PAIRS_AT_ONCE and stop - start > 1:
+            size = max(1, (stop - start) // 2)  # a run crowded with segments: shorter runs
+            continue
+        if count:
+            sd, sa = d[seg], a[seg]
+            px = xs[start:stop, None] - sa[None, :, 0]
+            py = y - sa[None, :, 1]
+            t = np.clip((px * sd[None, :, 0] + py * sd[None, :, 1]) / length_sq[seg][None, :], 0.0, 1.0)
+            distance = np.hypot(px - t * sd[None, :, 0], py - t * sd[None, :, 1]).min(axis=1)
+            out[order[start:stop]] = np.where(distance <= reach, distance, np.inf)
+        start = stop
+        if count * size * 2 <= _PAIRS_AT_ONCE:
+            size *= 2  # sparse here: longer runs, fewer passes over the segments
     return out
 
 
@@ -198,8 +216,8 @@ class Lasso:
         inside = np.zeros(len(x), dtype=bool)
         if crosses.any():
             ac, bc = a[crosses], b[crosses]
-            x_cross = ac[:, 0] + (y - ac[:, 1]) * (bc[:, 0] - ac[:, 0]) / (bc[:, 1] - ac[:, 1])
-            inside = ((x[:, None] > x_cross[None, :]).sum(1) % 2) == 1
+            x_cross = np.sort(ac[:, 0] + (y - ac[:, 1]) * (bc[:, 0] - ac[:, 0]) / (bc[:, 1] - ac[:, 1]))
+            inside = np.searchsorted(x_cross, x, side="left") % 2 == 1  # crossings left of x
         if self.feather_s <= 0 and self.feather_oct <= 0:
             return inside.astype(np.float64)
         distance = _distance_to_segments(x, y, a, b, reach=1.0)  # the feather ends at 1

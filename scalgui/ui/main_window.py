@@ -342,8 +342,10 @@ class MainWindow(QMainWindow):
         self._open_job = None
         self.statusBar().clearMessage()
         from scalgui.audio import AudioError
+        from scalgui.dsp.memory import AnalysisMemoryError
 
-        text = str(exc) if isinstance(exc, AudioError) else f"{type(exc).__name__}: {exc}"
+        known = isinstance(exc, (AudioError, AnalysisMemoryError))  # one line that names the problem
+        text = str(exc) if known else f"{type(exc).__name__}: {exc}"
         self.show_error("Cannot open sound", f"Could not open {path.name}.", text)
 
     def set_document(self, doc) -> None:
