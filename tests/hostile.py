@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scalgui.cli import printable
+
 __all__ = ["ADDRESS_SPACE_LIMIT", "Outcome", "assert_refused", "run_scalgui", "snapshot"]
 
 # Run in the child instead of ``python -m scalgui.cli``: caps the address space, then runs
@@ -135,9 +137,13 @@ def run_scalgui(args, *, cwd=None, timeout: float = 120.0, env: dict | None = No
         peak_kb = int(Path(peak_file.name).read_text() or usage.ru_maxrss)  # both in kB on Linux
     finally:
         os.unlink(peak_file.name)
-    return Outcome(None if killed.is_set() else child.returncode, stdout,
-                   [line for line in stderr.splitlines() if line.strip()], seconds,
-                   peak_kb * 1024, killed.is_set())
+    outcome = Outcome(None if killed.is_set() else child.returncode, stdout,
+                      [line for line in stderr.splitlines() if line.strip()], seconds,
+                      peak_kb * 1024, killed.is_set())
+    # For the record (pytest -s): docs/robustness.md quotes these lines.
+    shown = printable(" ".join(os.path.basename(os.fsdecode(a)) or os.fsdecode(a) for a in args))
+    print(f"[hostile] scalgui {shown}: exit {outcome.code}, {seconds:.1f} s, peak {outcome.peak_mb:.0f} MB")
+    return outcome
 
 
 def assert_refused(outcome: Outcome, *needles: str, peak_bytes: int = REFUSAL_PEAK_BYTES) -> None:

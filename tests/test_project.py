@@ -1,5 +1,5 @@
 """Projects (.scalproj): edits as JSON, save/open round trips, moved and changed sources,
-damaged and newer files, atomic saves, autosave and recovery, the README's Python API."""
+damaged and newer files, atomic saves, autosave and recovery, the guide's Python API example."""
 import json
 import math
 import os
@@ -368,17 +368,17 @@ def test_a_reused_pid_does_not_hide_a_crash(tmp_path):
     assert len(find_recoveries(tmp_path)) == 1
 
 
-# --------------------------------------------------------------------------- the README
+# --------------------------------------------------------------------------- the guide
 
 
-def test_readme_python_api_example_runs(tmp_path, monkeypatch):
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Python API", 1)[1].split("\n## ", 1)[0]
+def test_the_guides_python_api_example_runs(tmp_path, monkeypatch):
+    text = (ROOT / "docs" / "projects.md").read_text(encoding="utf-8")
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert "save_project" in code and "PluginEdit" in code and "render()" in code
     save_audio(tmp_path / "take.wav", _sound(1.6), SR, bit_depth=24)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, "docs/projects.md", "exec"), {})
     back = Document.open_project(tmp_path / "take.scalproj", device="cpu")
     assert len(back.edits) == 2 and isinstance(back.edits[1], PluginEdit)
     assert back.rendered is not None and not back.unrendered_edits
