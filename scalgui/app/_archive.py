@@ -13,6 +13,7 @@ Problems raise :class:`ArchiveError` with a one-line reason (without the file's 
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -229,8 +230,21 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int) -> zipfile.ZipInfo:
     return info
 
 
-def _damaged(name: str, exc: BaseException) -> ArchiveError:
-    return ArchiveError(f"damaged: {name} cannot be read ({' '.join(str(exc).split()) or type(exc).__name__})")
+@contextlib.contextmanager
+def _member_stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str):
+    """The open member. The zip layer's errors (a bad CRC, cut-off data, an unreadable
+    compression) become one-line "damaged" errors (:class:`ArchiveError`), and the
+    member must hold no more than what was read from it."""
+    try:
+        with archive.open(info) as stream:
+            yield stream
+            if stream.read(1):
+                raise ArchiveError(f"damaged: {name} holds more than its recorded size")
+    except ArchiveError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ArchiveError(f"damaged: {name} cannot be read ({reason})") from None
 
 
 def _read_exactly(stream, count: int, name: str, into: memoryview | None = None) -> bytes | None:
@@ -251,26 +265,15 @@ def _read_exactly(stream, count: int, name: str, into: memoryview | None = None)
 def read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
     """The bytes of member ``name``, refused when it inflates beyond ``limit`` bytes."""
     info = _member(archive, name, limit)
-    try:
-        with archive.open(info) as stream:
-            data = _read_exactly(stream, info.file_size, name)
-            if stream.read(1):
-                raise ArchiveError(f"damaged: {name} holds more than its recorded size")
-    except ArchiveError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
-        raise _damaged(name, exc) from None
-    return data
+    with _member_stream(archive, info, name) as stream:
+        return _read_exactly(stream, info.file_size, name)
 
 
 def copy_member(archive: zipfile.ZipFile, name: str, target: BinaryIO, limit: int) -> None:
     """Copy member ``name`` into the open file ``target`` (checked like :func:`read_member`)."""
     info = _member(archive, name, limit)
-    try:
-        with archive.open(info) as stream:
-            shutil.copyfileobj(stream, target, _READ_CHUNK)  # stops at the recorded size
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
-        raise _damaged(name, exc) from None
+    with _member_stream(archive, info, name) as stream:
+        shutil.copyfileobj(stream, target, _READ_CHUNK)  # stops at the recorded size
 
 
 def check_channels(channels: int, what: str) -> None:
@@ -334,34 +337,27 @@ def read_npy_member(archive: zipfile.ZipFile, name: str, *, shape: tuple[int, in
         ``limit``, damaged data or non-finite samples.
     """
     info = _member(archive, name, limit + MAX_NPY_HEADER_BYTES + 16)
-    try:
-        with archive.open(info) as stream:
-            dims, fortran_order, dtype, header_bytes = _npy_header(stream, name)
-            if len(dims) != 2 or dtype.kind != "f" or dtype.itemsize != 4:
-                raise ArchiveError(f"damaged: {name} is not float32 [channels, frames] audio (it is {dtype} "
-                                   f"{list(dims)})")
-            channels, frames = dims
-            check_channels(channels, name)
-            if frames < 1:
-                raise ArchiveError(f"damaged: {name} holds no audio (0 frames)")
-            if shape is not None and tuple(dims) != tuple(shape):
-                raise ArchiveError(f"damaged: {name} is {list(dims)} but the project's source is {list(shape)} "
-                                   "[channels, frames]")
-            data_bytes = channels * frames * dtype.itemsize  # Python ints: no overflow
-            if data_bytes != info.file_size - header_bytes:
-                raise ArchiveError(f"damaged: {name}'s header claims {_size_text(data_bytes)} of samples but the "
-                                   f"archive holds {_size_text(max(info.file_size - header_bytes, 0))}")
-            if data_bytes > limit:
-                raise ArchiveError(f"{name} is {_size_text(data_bytes)}; a project embeds at most "
-                                   f"{_size_text(limit)}")
-            flat = np.empty(channels * frames, dtype=dtype)
-            _read_exactly(stream, data_bytes, name, into=memoryview(flat).cast("B"))
-            if stream.read(1):
-                raise ArchiveError(f"damaged: {name} holds more than its recorded size")
-    except ArchiveError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
-        raise _damaged(name, exc) from None
+    with _member_stream(archive, info, name) as stream:
+        dims, fortran_order, dtype, header_bytes = _npy_header(stream, name)
+        if len(dims) != 2 or dtype.kind != "f" or dtype.itemsize != 4:
+            raise ArchiveError(f"damaged: {name} is not float32 [channels, frames] audio (it is {dtype} "
+                               f"{list(dims)})")
+        channels, frames = dims
+        check_channels(channels, name)
+        if frames < 1:
+            raise ArchiveError(f"damaged: {name} holds no audio (0 frames)")
+        if shape is not None and tuple(dims) != tuple(shape):
+            raise ArchiveError(f"damaged: {name} is {list(dims)} but the project's source is {list(shape)} "
+                               "[channels, frames]")
+        data_bytes = channels * frames * dtype.itemsize  # Python ints: no overflow
+        if data_bytes != info.file_size - header_bytes:
+            raise ArchiveError(f"damaged: {name}'s header claims {_size_text(data_bytes)} of samples but the "
+                               f"archive holds {_size_text(max(info.file_size - header_bytes, 0))}")
+        if data_bytes > limit:
+            raise ArchiveError(f"{name} is {_size_text(data_bytes)}; a project embeds at most "
+                               f"{_size_text(limit)}")
+        flat = np.empty(channels * frames, dtype=dtype)
+        _read_exactly(stream, data_bytes, name, into=memoryview(flat).cast("B"))
     array = flat.reshape((channels, frames), order="F" if fortran_order else "C")
     array = np.ascontiguousarray(array, dtype=np.float32)
     if not np.isfinite(array).all():

@@ -28,7 +28,6 @@ from scalgui.cli import (
     BIT_DEPTHS,
     EXAMPLE_KEYWORD,
     PROG,
-    print_error,
     CommandError,
     _check_output,
     _finite_float,
@@ -37,6 +36,7 @@ from scalgui.cli import (
     _positive_int,
     _resolve_input,
     _write_text_atomic,
+    print_error,
 )
 
 __all__ = ["HELP", "REPORT_KEYS", "add_arguments", "invert_file", "run"]
