@@ -109,12 +109,15 @@ class Vst3FoldersDialog(QDialog):
         row.addWidget(self.add_button)
         row.addWidget(self.remove_button)
         row.addStretch(1)
+        note = QLabel("VST3 plugins in these folders load without asking (a plugin runs its own code: add only "
+                      f"folders whose plugins you installed). ${ENV_VAR} adds more.")
+        note.setWordWrap(True)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("VST3 plugins in these folders load without asking (a plugin runs its own code: "
-                                f"add only folders whose plugins you installed). ${ENV_VAR} adds more."))
+        layout.addWidget(note)
         layout.addWidget(self.folder_list)
         layout.addLayout(row)
         layout.addWidget(buttons)
+        self.resize(560, 320)
 
     def _add_item(self, folder) -> None:
         item = QListWidgetItem(str(folder))
