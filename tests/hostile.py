@@ -142,7 +142,8 @@ def run_scalgui(args, *, cwd=None, timeout: float = 120.0, env: dict | None = No
                       peak_kb * 1024, killed.is_set())
     # For the record (pytest -s): docs/robustness.md quotes these lines.
     shown = printable(" ".join(os.path.basename(os.fsdecode(a)) or os.fsdecode(a) for a in args))
-    print(f"[hostile] scalgui {shown}: exit {outcome.code}, {seconds:.1f} s, peak {outcome.peak_mb:.0f} MB")
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].removesuffix(" (call)")
+    print(f"[hostile] {test} | scalgui {shown}: exit {outcome.code}, {seconds:.1f} s, peak {outcome.peak_mb:.0f} MB")
     return outcome
 
 
