@@ -45,6 +45,7 @@ __all__ = [
     "pid_running",
     "process_start",
     "refuse_read_only",
+    "replaceable_file",
     "resolve_destination",
     "temp_path",
     "write_atomic",
@@ -254,19 +255,18 @@ def refuse_read_only(final: str | os.PathLike, *, shown: str | os.PathLike | Non
                            str(shown if shown is not None else final))
 
 
-def resolve_destination(path: str | os.PathLike) -> Path:
-    """The file a write to ``path`` must replace: the target of a symlink (the link is
-    kept), else ``path``; checked to be one that may be replaced.
+def replaceable_file(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` would replace: the target of a symlink (the link is
+    kept), else ``path``; checked to be a regular file (or none yet) in a folder that
+    exists. Its write bits are not looked at (see :func:`resolve_destination`).
 
     Raises
     ------
     IsADirectoryError
         It is a folder.
     OSError
-        It exists and is not a regular file (a FIFO, a device, a socket), or its folder
-        does not exist (``ENOENT``).
-    ReadOnlyFile
-        It exists and has no write bit (see :func:`refuse_read_only`).
+        It exists and is not a regular file (a FIFO, a device, a socket), it cannot be
+        looked at (a symlink loop), or its folder does not exist (``ENOENT``).
     """
     path = Path(path)
     final = Path(os.path.realpath(path)) if path.is_symlink() else path
@@ -282,6 +282,20 @@ def resolve_destination(path: str | os.PathLike) -> Path:
         raise OSError(errno_mod.EINVAL, "it is not a regular file (a device, FIFO or socket)", str(path))
     if not final.parent.is_dir():
         raise FileNotFoundError(errno_mod.ENOENT, f"folder '{final.parent}' does not exist", str(path))
+    return final
+
+
+def resolve_destination(path: str | os.PathLike) -> Path:
+    """:func:`replaceable_file`, refused also when it is read-only.
+
+    Raises
+    ------
+    IsADirectoryError, OSError
+        As :func:`replaceable_file`.
+    ReadOnlyFile
+        It exists and has no write bit (see :func:`refuse_read_only`).
+    """
+    final = replaceable_file(path)
     refuse_read_only(final, shown=path)
     return final
 

@@ -42,15 +42,16 @@ def settings_path() -> Path:
 def read_settings() -> dict:
     """The settings as a dict with the known keys only; ``{}`` when there is no file or it
     cannot be used (not a regular file, too large, not JSON, wrong types)."""
+    from .regular_files import open_regular_file
     from .safe_json import loads_bounded
 
     path = settings_path()
     try:
-        if not path.is_file():
+        if not os.path.lexists(path):
             return {}
-        if path.stat().st_size > MAX_BYTES:
-            raise ValueError(f"larger than {MAX_BYTES} bytes")
-        data = loads_bounded(path.read_bytes(), max_bytes=MAX_BYTES)
+        with open_regular_file(path) as handle:
+            raw = handle.read(MAX_BYTES + 1)
+        data = loads_bounded(raw, max_bytes=MAX_BYTES)
         if not isinstance(data, dict):
             raise ValueError("the top level is not an object")
         settings = {}

@@ -17,7 +17,6 @@ import contextlib
 import io
 import os
 import shutil
-import stat
 import struct
 import zipfile
 from collections import Counter
@@ -26,6 +25,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..regular_files import open_regular_file
+
 __all__ = [
     "MAX_CHANNELS",
     "MAX_COMPRESSION_RATIO",
@@ -33,11 +34,9 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "MAX_MEMBERS",
     "ArchiveError",
-    "NotRegularFile",
     "check_channels",
     "copy_member",
     "open_archive",
-    "open_regular_file",
     "read_member",
     "read_npy_member",
 ]
@@ -64,25 +63,9 @@ RATIO_CHECK_MIN_BYTES = 2**20
 MAX_NPY_HEADER_BYTES = 10_000
 _NPY_MAGIC = b"\x93NUMPY"
 _READ_CHUNK = 16 * 2**20
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 class ArchiveError(Exception):
     """A project archive that cannot be read safely; ``str()`` is one line, without the
     file's name."""
-
-
-class NotRegularFile(OSError):
-    """A path that names a folder, FIFO, device or socket instead of a regular file.
-
-    ``strerror`` says which, e.g. ``"is a FIFO (named pipe), not a regular file"``.
-    """
 
 
 def _size_text(n: int) -> str:
@@ -90,38 +73,6 @@ def _size_text(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} bytes"
-
-
-def _refuse_non_regular(path, mode: int) -> None:
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _FILE_KINDS if test(mode)), "an unknown kind of file")
-        raise NotRegularFile(0, f"is {kind}, not a regular file", os.fspath(path))
-
-
-def open_regular_file(path: str | os.PathLike) -> BinaryIO:
-    """Open ``path`` for reading in binary mode, refusing anything but a regular file.
-
-    The path is checked before it is opened (opening a device may have effects) and the
-    open file again (the path may have changed in between); the open itself never blocks,
-    even on a FIFO that nothing writes to.
-
-    Raises
-    ------
-    NotRegularFile
-        A folder, FIFO, device or socket.
-    OSError
-        Missing, unreadable, a symlink loop...
-    """
-    _refuse_non_regular(path, os.stat(path).st_mode)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        _refuse_non_regular(path, os.fstat(fd).st_mode)
-        if hasattr(os, "O_NONBLOCK"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _check_directory(handle: BinaryIO) -> None:

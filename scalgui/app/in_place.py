@@ -23,13 +23,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import ReadOnlyFile, clean_stale_temps, refuse_read_only, temp_path
+from ..atomic import clean_stale_temps, temp_path
 from ..audio import SaveReport, audio_info, save_audio
 from ..audio.errors import AudioWriteError, UnsupportedFormat
 from ..audio.formats import SUPPORTED_WRITE_FORMATS
-from ..audio.save import same_file
+from ..audio.save import refuse_writing_read_only, same_file
 
-__all__ = ["InPlaceTarget", "backup_path", "existing_backups", "refuse_writing_read_only", "write_back"]
+__all__ = ["InPlaceTarget", "backup_path", "existing_backups", "write_back"]
 
 
 @dataclass
@@ -69,7 +69,7 @@ class InPlaceTarget:
             Its extension or bit depth is one the writer cannot produce, or the extension
             names another format than the content (it would be written in the wrong one).
         AudioWriteError
-            It is read-only (no write bit: see :func:`refuse_writing_read_only`).
+            It is read-only (no write bit: see :func:`scalgui.audio.save.refuse_writing_read_only`).
         """
         path = Path(path)
         info = audio_info(path)
@@ -94,15 +94,6 @@ class InPlaceTarget:
         """e.g. ``'wav, 24-bit, 48000 Hz'``."""
         bits = f", {self.bit_depth}-bit" if self.bit_depth else ""
         return f"{self.format}{bits}, {self.sample_rate:g} Hz"
-
-
-def refuse_writing_read_only(path: str | os.PathLike) -> None:
-    """Raise :class:`~scalgui.audio.errors.AudioWriteError` when ``path`` has no write bit
-    (e.g. mode 0444): a file made read-only is not written back, whoever runs scalgui."""
-    try:
-        refuse_read_only(path)
-    except ReadOnlyFile as exc:
-        raise AudioWriteError(path, exc.strerror, errno=exc.errno) from None
 
 
 def _backup_names(path: Path):

@@ -63,16 +63,15 @@ from ..audio.errors import AudioError, EffectError
 from ..audio.formats import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SUPPORTED_WRITE_FORMATS
 from ..dsp.frame import FrameSettings
 from ..dsp.phase import RetrievalSettings
+from ..regular_files import NotRegularFile, open_regular_file
 from ..safe_json import loads_bounded
 from ._archive import (
     MAX_CHANNELS,
     MAX_EMBEDDED_BYTES,
     MAX_MANIFEST_BYTES,
     ArchiveError,
-    NotRegularFile,
     copy_member,
     open_archive,
-    open_regular_file,
     read_member,
     read_npy_member,
 )
@@ -316,7 +315,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     Raises
     ------
     OSError
-        Missing or unreadable; :class:`~scalgui.app._archive.NotRegularFile` for a
+        Missing or unreadable; :class:`~scalgui.regular_files.NotRegularFile` for a
         folder, FIFO, device or socket (refused at once: reading ``/dev/zero`` would never
         end, a FIFO would block).
     """

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -621,19 +620,16 @@ def load_preset(path: str | os.PathLike) -> tuple[EffectChain, ...]:
         version, or names an unknown effect, parameter or out-of-range value; the message
         names the file and where in it the problem is.
     """
+    from scalgui.regular_files import open_regular_file
     from scalgui.safe_json import loads_bounded
 
     path = Path(path)
     try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise PresetError("is a folder", path=path)
-        if not stat.S_ISREG(info.st_mode):
-            raise PresetError("is not a regular file", path=path)
-        if info.st_size > PRESET_MAX_BYTES:
-            raise PresetError(f"is {info.st_size} bytes, larger than a preset can be ({PRESET_MAX_BYTES} bytes)",
-                              path=path)
-        with open(path, "rb") as handle:
+        with open_regular_file(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > PRESET_MAX_BYTES:
+                raise PresetError(f"is {size} bytes, larger than a preset can be ({PRESET_MAX_BYTES} bytes)",
+                                  path=path)
             raw = handle.read(PRESET_MAX_BYTES + 1)  # the file may have grown since
     except FileNotFoundError:
         raise PresetError("no such file", path=path) from None

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from pedalboard import BrickwallLimiter
 
-from ..atomic import ReadOnlyFile, refuse_read_only
+from ..atomic import ReadOnlyFile, refuse_read_only, replaceable_file
 from ._atomic import write_atomically
 from .errors import (
     AudioWriteError,
@@ -182,15 +182,12 @@ def _destination(path: Path, overwrite, source_path) -> Path:
     """The file to replace (a symlink's target), checked before any work is done."""
     if overwrite not in (True, False, "source"):
         raise ValueError(f"overwrite must be True, False or 'source', got {overwrite!r}")
-    final = Path(os.path.realpath(path)) if path.is_symlink() else path
-    if final.is_dir():
-        raise AudioWriteError(path, "is a directory")
-    if not final.parent.is_dir():
-        raise AudioWriteError(path, f"folder '{final.parent}' does not exist",
-                              errno=errno_mod.ENOENT)
-    if os.path.exists(final) and not final.is_file():
-        raise AudioWriteError(path, "it is not a regular file (a device, FIFO or socket)",
-                              errno=errno_mod.EINVAL)
+    try:
+        final = replaceable_file(path)
+    except IsADirectoryError:
+        raise AudioWriteError(path, "is a directory", errno=errno_mod.EISDIR) from None
+    except OSError as exc:
+        raise AudioWriteError(path, exc.strerror or str(exc), errno=exc.errno) from None
     if source_path is not None and same_file(final, Path(source_path)) and overwrite != "source":
         raise WouldOverwriteSource(path, f"would overwrite the source file '{source_path}'; "
                                    "save under another name, or pass overwrite='source' to "
@@ -198,11 +195,18 @@ def _destination(path: Path, overwrite, source_path) -> Path:
     if overwrite is False and os.path.lexists(final):
         raise DestinationExists(path, "file already exists (overwrite=False)",
                                 errno=errno_mod.EEXIST)
-    try:
-        refuse_read_only(final)
-    except ReadOnlyFile as exc:
-        raise AudioWriteError(path, exc.strerror, errno=exc.errno) from None
+    refuse_writing_read_only(final, shown=path)
     return final
+
+
+def refuse_writing_read_only(path: str | os.PathLike, *, shown: str | os.PathLike | None = None) -> None:
+    """Raise :class:`AudioWriteError` (naming ``shown``, default ``path``) when ``path``
+    has no write bit (e.g. mode 0444): a file made read-only is not replaced, whoever
+    runs scalgui (see :func:`scalgui.atomic.refuse_read_only`)."""
+    try:
+        refuse_read_only(path)
+    except ReadOnlyFile as exc:
+        raise AudioWriteError(shown if shown is not None else path, exc.strerror, errno=exc.errno) from None
 
 
 def _limit(x: np.ndarray, sr: int) -> np.ndarray:

@@ -64,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ..regular_files import NotRegularFile, open_regular_file
 from .api import Plugin, PluginError
 from .import_guard import IMPORT_TIMEOUT_S, IMPORT_TIMEOUT_VAR, guarded_import, import_timeout_from_env
 from .import_guard import describe_exception as _describe_exception
@@ -263,15 +264,14 @@ def _read_source(path: Path) -> bytes:
     file = path / "__init__.py" if path.is_dir() else path
     shown = file.name if file is path else f"{path.name}/__init__.py"
     try:
-        # Non-blocking, so that a FIFO swapped in after the folder was listed cannot hang the
-        # open; fstat then tells what was really opened.
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        # A FIFO swapped in after the folder was listed cannot hang the open.
+        handle = open_regular_file(file)
+    except NotRegularFile as exc:
+        raise PluginError(f"{path}: {shown} {exc.strerror}") from None
     except OSError as exc:
         raise PluginError(f"{path}: cannot read {shown}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
+    with handle:
         info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise PluginError(f"{path}: {shown} is not a regular file")
         if info.st_size > MAX_SOURCE_BYTES:
             raise PluginError(f"{path}: {shown} is {info.st_size / 2**20:.1f} MB; a plugin file may be at most "
                               f"{MAX_SOURCE_BYTES / 2**20:g} MB (keep data in files of its own)")
