@@ -100,7 +100,30 @@ def test_paint_draws_a_new_partial_from_silence():
     assert np.abs(y[: int(0.3 * SR)]).max() < 1e-3
 
 
-def test_cancelled_render_keeps_edits_pending(doc):
+@pytest.mark.parametrize("stage", ["analysing", "initial phase", "iterating"])
+def test_a_cancel_at_any_stage_changes_nothing(doc, stage):
+    doc.push(Edit(Rectangle(0.5, 1.0, 300, 3000), "gain", -30))
+    first = doc.render()
+    assert not first.cancelled
+    before = doc.rendered.copy()
+    doc.push(Edit(Rectangle(1.0, 1.5, 300, 3000), "gain", -30))
+    pending = doc.pending_spans
+    token = CancelToken()
+    seen = []
+
+    def stop(report):
+        seen.append(report.stage)
+        if report.stage == stage and (stage != "iterating" or report.iteration == 2):
+            token.cancel()
+
+    result = doc.render(RetrievalSettings(init="original", iterations=200), progress=stop, cancel=token)
+    assert result.cancelled and result.stopped == "cancelled" and result.iterations < 200
+    assert seen[-1] == stage  # stopped at that stage: nothing after it ran
+    assert np.array_equal(doc.rendered, before) and doc.pending_spans == pending
+    assert len(doc.edits) == 2
+
+
+def test_a_cancelled_render_may_keep_its_partial_result(doc):
     doc.push(Edit(Rectangle(1.0, 1.5, 300, 3000), "gain", -30))
     token = CancelToken()
 
@@ -108,7 +131,8 @@ def test_cancelled_render_keeps_edits_pending(doc):
         if report.iteration == 2:
             threading.Thread(target=token.cancel).start()
 
-    result = doc.render(RetrievalSettings(init="original", iterations=200), progress=stop, cancel=token)
+    result = doc.render(RetrievalSettings(init="original", iterations=200), progress=stop, cancel=token,
+                        keep_partial=True)
     assert result.cancelled and result.iterations < 200
     assert doc.unrendered_edits and doc.rendered is not None and np.isfinite(doc.rendered).all()
 

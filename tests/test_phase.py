@@ -268,7 +268,10 @@ def test_progress_reports_iterations_convergence_and_eta(frame):
     _, target = magnitudes(frame, TEST_SIGNALS["chirp"]())
     reports = []
     retrieve(frame, target, RetrievalSettings(iterations=12), progress=reports.append, progress_every=3)
+    assert [(r.stage, r.iteration) for r in reports[:1]] == [("initial phase", 0)]
+    reports = [r for r in reports if r.stage == "iterating"]
     assert [r.iteration for r in reports] == [3, 6, 9, 12]
+    assert [r.fraction for r in reports] == [0.25, 0.5, 0.75, 1.0]
     assert all(r.iterations == 12 for r in reports)
     assert reports[-1].eta_s == 0.0 and reports[0].eta_s > 0.0
     assert reports[-1].spectral_convergence_db < reports[0].spectral_convergence_db

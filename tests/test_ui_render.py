@@ -13,7 +13,9 @@ from PyQt6.QtWidgets import QFileDialog
 from scalgui.app.document import Document
 from scalgui.audio import load_audio
 from scalgui.dsp.edits import Edit, Rectangle
+from scalgui.dsp.phase import RetrievalSettings
 from scalgui.ui.main_window import MainWindow
+from scalgui.ui.render_status import convergence_text
 from scalgui.ui.testing import wait_for_picture
 
 RECT = Rectangle(0.3, 0.7, 1000.0, 4000.0)
@@ -68,7 +70,7 @@ def test_render_runs_in_a_worker_and_the_event_loop_stays_responsive(qtbot, wind
     doc = w.document
     assert doc.rendered is not None and doc.rendered.shape == doc.samples.shape
     assert not doc.unrendered_edits and w.last_render is not None and not w.last_render.cancelled
-    assert any("convergence" in text for text in progress)
+    assert any("iteration" in text and " dB (" in text for text in progress)
     assert not w.render_progress.isVisible()
     # The render follows the edit: well down inside the rectangle.
     inside = doc.raster(0.4, 0.6, 8, channel="left", layer="render")
@@ -84,16 +86,71 @@ def test_render_runs_in_a_worker_and_the_event_loop_stays_responsive(qtbot, wind
     assert tuple(w.view.image.levels) == pytest.approx((-30, 30))
 
 
-def test_cancel_keeps_the_window_usable(qtbot, window):
+def _slow_renders(doc):
+    """Renders long enough to act on while they run (no stopping rule, no budget)."""
+    doc.retrieval_settings = RetrievalSettings(method="fgla", init="original", iterations=400)
+
+
+def _wait_for_workers(qtbot, w):
+    qtbot.waitUntil(lambda: all(thread.isFinished() for thread in w._threads), timeout=60000)
+
+
+@pytest.mark.parametrize("stage", ["analysing", "iterating"])
+def test_cancel_is_immediate_and_changes_nothing(qtbot, window, stage):
     w = window
-    w.apply_edit(Edit(RECT, "erase"))
+    doc = w.document
+    w.apply_edit(Edit(RECT, "gain", -20.0))
     assert w.start_render()
-    qtbot.mouseClick(w.render_cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not w.rendering, timeout=60000)
-    result = w.last_render
-    assert result is not None
-    assert result.cancelled or result.iterations > 0
+    before = doc.rendered.copy()
+    _slow_renders(doc)
+    w.apply_edit(Edit(Rectangle(0.1, 0.3, 500.0, 2000.0), "erase"))
+    pending = doc.pending_spans
+    assert w.start_render()
+    if stage == "iterating":
+        qtbot.waitUntil(lambda: "iteration" in w.render_label.text(), timeout=60000)
+    clicked = time.perf_counter()
+    qtbot.mouseClick(w.render_cancel_button, Qt.MouseButton.LeftButton)
+    assert not w.rendering and not w.render_progress.isVisible()  # at once, not at the worker's next check
+    assert time.perf_counter() - clicked < 0.5
+    assert "cancelled" in w.statusBar().currentMessage()
     assert w.render_action.isEnabled() and not w.errors
+    _wait_for_workers(qtbot, w)  # the worker stops on its own and leaves nothing behind
+    qtbot.wait(50)
+    assert np.array_equal(doc.rendered, before) and doc.pending_spans == pending
+    assert len(doc.edits) == 2 and w.undo_stack.count() >= 2
+
+
+def test_an_edit_during_a_render_ends_up_rendered(qtbot, window):
+    w = window
+    doc = w.document
+    _slow_renders(doc)
+    w.apply_edit(Edit(RECT, "gain", -20.0))
+    assert w.start_render()
+    qtbot.waitUntil(lambda: "iteration" in w.render_label.text(), timeout=60000)
+    doc.retrieval_settings = RetrievalSettings(method="fgla", init="original", iterations=8)
+    w.apply_edit(Edit(Rectangle(0.1, 0.3, 500.0, 2000.0), "erase"))
+    assert w.rendering  # started again with both edits, not waiting for the first render
+    qtbot.waitUntil(lambda: not w.rendering, timeout=60000)
+    assert not doc.unrendered_edits and w.last_render.iterations <= 8
+    erased = doc.raster(0.15, 0.25, 4, channel="left", layer="render")
+    source = doc.raster(0.15, 0.25, 4, channel="left", layer="source")
+    rows = (erased.centre_hz > 700) & (erased.centre_hz < 1400)
+    assert np.median(source.db[rows] - erased.db[rows]) > 20
+
+
+def test_status_plot_and_history_say_the_same_convergence(qtbot, window):
+    w = window
+    w.apply_edit(Edit(RECT, "gain", -20.0))
+    qtbot.keyClick(w.view, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not w.rendering, timeout=60000)
+    figure = convergence_text(w.last_render.spectral_convergence_db)
+    assert figure.endswith(")") and " dB (" in figure  # the number with its plain-language hint
+    assert figure in w.statusBar().currentMessage()
+    assert figure in w.convergence.getPlotItem().titleLabel.text
+    assert figure in w.undo_stack.command(w.undo_stack.count() - 1).text()
+    x, _ = w.convergence.points
+    assert x.min() >= 1 and w.convergence.getPlotItem().viewRange()[0][0] == pytest.approx(0, abs=0.5)
 
 
 def test_export_round_trip(qtbot, window, tmp_path, monkeypatch):

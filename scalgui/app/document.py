@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +31,16 @@ from ..audio.errors import AudioWriteError, EffectError
 from ..dsp.edits import Edit, TimeRange as _TimeShape, edit_weights, touched_spans
 from ..dsp.frame import Coefficients, FrameSettings, WaveletFrame
 from ..dsp.memory import check_analysis_memory
-from ..dsp.phase import CancelToken, RetrievalProgress, RetrievalResult, RetrievalSettings, rerender_spans
+from ..dsp.phase import (
+    EDITOR_STOP_GAIN_DB,
+    NEW_CONTENT_DB,
+    CancelToken,
+    RenderCancelled,
+    RetrievalProgress,
+    RetrievalResult,
+    RetrievalSettings,
+    rerender_spans,
+)
 from ..dsp.raster import Raster, resample_raster, scalogram_raster
 from ..plugins import PluginEdit, apply_edit_list, edit_list_targets
 from .incremental import (
@@ -43,7 +54,7 @@ from .incremental import (
     update_span,
 )
 
-__all__ = ["Document", "DocumentEvents", "LAYERS", "DEFAULT_RENDER"]
+__all__ = ["Document", "DocumentEvents", "LAYERS", "DEFAULT_RENDER", "FIXED_RENDER"]
 
 #: What a raster can show: the source, the edited target, the last render, or the
 #: difference in dB between target and render (where a painted shape was not realised).
@@ -54,8 +65,17 @@ OVERVIEW_WIDTH = 8192
 #: Picture columns an analysis plans memory for: an overview of each layer.
 OVERVIEW_PICTURE_COLUMNS = OVERVIEW_WIDTH * len(LAYERS)
 
-#: Render settings of the editor: warm start from the source's phase, few iterations.
-DEFAULT_RENDER = RetrievalSettings(method="fgla", init="original", iterations=32)
+#: Seconds a render may take before it starts no more iterations: past it the warm start
+#: (the edit's magnitudes on the previous render's phase) is refined no further.
+RENDER_BUDGET_S = 10.0
+#: The editor's renders before the stopping rule and the budget: warm start from the source's phase, a fixed
+#: 32 FGLA iterations (kept as the baseline ``scalgui bench render`` compares with).
+FIXED_RENDER = RetrievalSettings(method="fgla", init="original", iterations=32)
+#: Render settings of the editor: at most 32 iterations; where the edits only scale what
+#: is there, they stop once they no longer buy convergence (``EDITOR_STOP_GAIN_DB``), and
+#: no render iterates past its time budget (measured in docs/rendering.md).
+DEFAULT_RENDER = RetrievalSettings(method="fgla", init="original", iterations=32, stop_gain_db=EDITOR_STOP_GAIN_DB,
+                                   budget_s=RENDER_BUDGET_S)
 
 
 class DocumentEvents:
@@ -612,13 +632,21 @@ class Document:
         *,
         progress: Callable[[RetrievalProgress], None] | None = None,
         cancel: CancelToken | None = None,
+        keep_partial: bool = False,
     ) -> RetrievalResult:
         """Resynthesise the spans the edits touched since the last render.
 
         Phase retrieval runs only over those spans (plus the atoms' reach), warm-started
-        from the previous render's phase; everything else is kept bit for bit. Blocking:
-        a GUI calls it from a worker thread. A cancelled render keeps what it finished and
-        leaves the rest pending.
+        from the previous render's phase; everything else is kept bit for bit. How much
+        retrieval a span gets follows what its edits need (see ``rerender_spans``'s
+        ``only_scaling`` and :data:`DEFAULT_RENDER`). Blocking: a GUI calls it from a
+        worker thread.
+
+        A cancel (``cancel``, checked between stages, between the segments of long
+        transforms and between iterations) changes nothing: the result says
+        ``cancelled`` and the previous render and the pending spans stay as they were.
+        With ``keep_partial`` a cancelled render keeps what it finished and leaves the
+        spans pending.
         """
         settings = settings or self.retrieval_settings
         with self._lock:
@@ -626,25 +654,23 @@ class Document:
             spans = list(self._pending)
             edits = list(self._edits)
             frame = self.render_frame
+            samples = self.samples
         if not spans:
             signal = torch.from_numpy(base)
             return RetrievalResult(signal, -math.inf, 0, 0.0, False, [])
-        targets = edit_list_targets(frame, self.samples, edits)  # plugin edits see the whole sound
-
-        def local_target(window: Coefficients) -> Coefficients:
-            # The edits act on the source's magnitudes in that window; the previous
-            # render only supplies the phase to start from.
-            end = window.offset + window.length
-            source = frame.analyze(torch.from_numpy(self.samples[:, window.offset : end]))
-            source.offset = window.offset
-            return targets(source)
-
-        result = rerender_spans(
-            frame, torch.from_numpy(base), spans, local_target, settings, progress=progress, cancel=cancel,
-            local_reference=targets.reference,  # where a plugin made sound, its phase
-        )
+        started = time.perf_counter()
+        try:
+            result = self._rerender(frame, base, samples, spans, edits, settings, progress, cancel, keep_partial)
+        except RenderCancelled:
+            return RetrievalResult(torch.from_numpy(base), math.nan, 0, time.perf_counter() - started, True, [],
+                                   stopped="cancelled")
+        if result.cancelled and not keep_partial:
+            return replace(result, signal=torch.from_numpy(base))
         rendered = result.signal.detach().to("cpu", torch.float32).numpy().copy()
         with self._lock:
+            if cancel is not None and cancel.cancelled and not keep_partial:
+                # Cancelled after the last check: the window that asked has let go of it.
+                return replace(result, signal=torch.from_numpy(base), cancelled=True, stopped="cancelled")
             previous, coefficients = self.rendered, self._rendered_coefficients
             self.rendered = rendered
             changed = None
@@ -668,6 +694,33 @@ class Document:
             self._overviews.touched([(lo - reach, hi + reach) for lo, hi in changed], render=True)
         self.events.changed.emit("render")
         return result
+
+    @staticmethod
+    def _rerender(frame, base, samples, spans, edits, settings, progress, cancel, keep_partial) -> RetrievalResult:
+        targets = edit_list_targets(frame, samples, edits)  # plugin edits see the whole sound
+
+        def local_target(window: Coefficients) -> Coefficients:
+            # The edits act on the source's magnitudes in that window; the previous
+            # render only supplies the phase to start from.
+            if base is samples:
+                return targets(window)  # the window is the source's analysis already
+            end = window.offset + window.length
+            source = frame.analyze(torch.from_numpy(samples[:, window.offset : end]))
+            source.offset = window.offset
+            return targets(source)
+
+        def only_scaling(start_s: float, end_s: float) -> bool:
+            return all(
+                isinstance(edit, Edit) and edit.action in ("gain", "erase", "restore")
+                and (edit.action != "gain" or edit.amount_db <= NEW_CONTENT_DB)
+                for edit in edits if edit.span()[0] <= end_s and edit.span()[1] >= start_s
+            )
+
+        return rerender_spans(
+            frame, torch.from_numpy(base), spans, local_target, settings, progress=progress, cancel=cancel,
+            local_reference=targets.reference,  # where a plugin made sound, its phase
+            only_scaling=only_scaling, keep_partial=keep_partial,
+        )
 
     def preview(
         self,

@@ -23,6 +23,7 @@ torch's); autograd (the gradient retrieval methods) keeps the torch formulation.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
@@ -71,6 +72,28 @@ FLAT_LAYOUT_LIMIT = 1 << 20
 PLAN_CACHE_BYTES = 2 * 2**30
 
 log = logging.getLogger(__name__)
+
+
+_interrupt = threading.local()
+
+
+@contextlib.contextmanager
+def interruptible(check: Callable[[], None]):
+    """Call ``check()`` (which raises to stop) between the segments of every long
+    transform this thread runs inside the block: a whole song's analysis takes seconds,
+    and a cancel must not wait for it to end."""
+    previous = getattr(_interrupt, "check", None)
+    _interrupt.check = check
+    try:
+        yield
+    finally:
+        _interrupt.check = previous
+
+
+def _check_interrupt() -> None:
+    check = getattr(_interrupt, "check", None)
+    if check is not None:
+        check()
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -1304,6 +1327,7 @@ class WaveletFrame:
         preallocated outputs, so a retried batch simply overwrites what it wrote."""
         i = 0
         while i < len(starts):
+            _check_interrupt()
             frame = self._cpu_twin() if self._on_fallback else self
             chunk = starts[i : i + (1 if self._on_fallback else self.segments_per_batch(batch_size))]
             try:

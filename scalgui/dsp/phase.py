@@ -40,13 +40,13 @@ import math
 import numbers
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
 
 from . import fftw_block
-from .frame import Coefficients, WaveletFrame, _scale, compiled_loops_on
+from .frame import Coefficients, WaveletFrame, _scale, compiled_loops_on, interruptible
 from .memory import RetrievalWindow, plan_windows
 from .metrics import convergence_db, spectral_convergence_db, sum_of_squares
 from .projections import FREE, bound_admm_step, bound_fgla_step, fusable
@@ -63,6 +63,9 @@ __all__ = [
     "RetrievalProgress",
     "RetrievalResult",
     "CancelToken",
+    "RenderCancelled",
+    "STAGES",
+    "EDITOR_STOP_GAIN_DB",
     "retrieve",
     "initial_phase",
     "spectral_convergence_db",
@@ -100,6 +103,19 @@ CONTINUATION_NEW_CONTENT_DB = 10.0
 #: convergence needs (see the README's tables); beyond it a file asks for a run that
 #: would not end in a working day.
 MAX_ITERATIONS = 10_000
+#: Longest render budget a file may set (a day), in seconds.
+MAX_BUDGET_S = 86_400.0
+#: The editor's stopping rule: stop once four iterations together gain less than this
+#: (dB of spectral convergence). Measured on the warm-start edits of the corpus
+#: (docs/rendering.md): it stops a cut or a moderate boost after 6-20 iterations within
+#: 0.1 dB of where 32 or 64 end, and lets a transpose or a heal, still improving, run on.
+EDITOR_STOP_GAIN_DB = 0.1
+#: A retrieval's set-up before its first iteration (initial phase, plans, buffers, the
+#: start's synthesis and analysis) takes about this many analyses of its window; a
+#: re-render whose budget ends sooner takes the warm start without iterating.
+SETUP_ANALYSES = 5.0
+#: What a progress report can say a render is doing, in order.
+STAGES = ("analysing", "initial phase", "iterating", "finishing")
 #: Seeds lie in 0..MAX_SEED: what both torch's and numpy's generators accept.
 MAX_SEED = 2**63 - 1
 #: Largest gradient step accepted, relative to the signal's scale (the defaults are
@@ -148,6 +164,16 @@ class RetrievalSettings:
         Gradient method the ``"hybrid"`` method refines with.
     seed : int
         Seed of the random initial phase.
+    stop_gain_db : float
+        Stop early once the last ``stop_window`` iterations together brought the best
+        spectral convergence down by less than this many dB: they no longer buy audible
+        convergence (0: run every iteration). See :data:`EDITOR_STOP_GAIN_DB`.
+    stop_window : int
+        Iterations the stopping rule looks back over.
+    budget_s : float
+        Seconds a render (set-up included) may take before it starts no more
+        iterations (0: no budget). The start and every iteration begun are kept, so a
+        render over budget is the warm start refined as far as time allowed.
     """
 
     method: str = "fgla"
@@ -162,6 +188,9 @@ class RetrievalSettings:
     hybrid_share: float = 0.8
     refine_method: str = "lbfgs"
     seed: int = 0
+    stop_gain_db: float = 0.0
+    stop_window: int = 4
+    budget_s: float = 0.0
 
     def __post_init__(self) -> None:
         def check(name, value, allowed):
@@ -183,6 +212,9 @@ class RetrievalSettings:
         _within("power", self.power, 0.0, MAX_POWER, above_low=True)
         _within("hybrid_share", self.hybrid_share, 0.0, 1.0)
         _within("l1_after", self.l1_after, 0.0, 1.0)
+        _within("stop_gain_db", self.stop_gain_db, 0.0, 60.0)
+        object.__setattr__(self, "stop_window", _whole("stop_window", self.stop_window, 1, MAX_ITERATIONS))
+        _within("budget_s", self.budget_s, 0.0, MAX_BUDGET_S)
 
 
 def _whole(name: str, value, low: int, high: int) -> int:
@@ -220,7 +252,13 @@ class RetrievalProgress:
     spectral_convergence_db : float
         ``20 log10(|| |W y| - T || / || T ||)`` of the current signal, in dB.
     elapsed_s, eta_s : float
-        Seconds since the start, and the estimated seconds to go.
+        Seconds since the start, and the estimated seconds to go (from the time
+        iterations take, not from the set-up's; ``nan`` before anything can be said).
+    stage : str
+        What the run is doing, one of :data:`STAGES`; before ``"iterating"``,
+        ``iteration`` is 0 and ``spectral_convergence_db`` is ``nan``.
+    fraction : float
+        Share of the whole run done, 0 to 1 (for a progress bar).
     """
 
     iteration: int
@@ -229,6 +267,8 @@ class RetrievalProgress:
     spectral_convergence_db: float
     elapsed_s: float
     eta_s: float
+    stage: str = "iterating"
+    fraction: float = math.nan
 
 
 @dataclass
@@ -256,6 +296,9 @@ class RetrievalResult:
     windows : int
         Windows the signal was retrieved in (1 unless its retrieval did not fit in
         memory: see :func:`retrieve`); ``iterations`` is then each window's.
+    stopped : str
+        Why the iterations ended: ``"iterations"`` (all done), ``"converged"`` (the
+        stopping rule), ``"budget"`` (the time budget) or ``"cancelled"``.
     """
 
     signal: torch.Tensor
@@ -266,6 +309,11 @@ class RetrievalResult:
     history: list[float] = field(default_factory=list)
     loss_history: list[float] = field(default_factory=list)
     windows: int = 1
+    stopped: str = "iterations"
+
+
+class RenderCancelled(Exception):
+    """A cancel request stopped a run before it had anything to return."""
 
 
 class CancelToken:
@@ -281,6 +329,12 @@ class CancelToken:
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`RenderCancelled` if a cancel was requested (between the stages
+        of a run, which have no best-so-far to return)."""
+        if self._event.is_set():
+            raise RenderCancelled()
 
 
 def _norm_sq(groups: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -317,6 +371,7 @@ def initial_phase(
     silence_db: float = SILENCE_DB,
     new_content: str = "pghi",
     continue_known: bool = False,
+    new_content_db: float | None = None,
 ) -> list[torch.Tensor]:
     """Unit-modulus complex phases (real atoms: signs) in the target's layout.
 
@@ -350,6 +405,10 @@ def initial_phase(
         new content does not: there it was level on the warm-start edits and 1.6 dB
         further off at the start filling a gap in a chord (integrated in from both
         sides, the phases meet out of step).
+    new_content_db : float, optional
+        ``"original"``: the threshold of new content (default :data:`NEW_CONTENT_DB`);
+        ``inf`` when the caller knows there is none (edits that only scale what is
+        there), which spares the test.
     """
     frame = target.frame
     table = frame.bands
@@ -359,7 +418,9 @@ def initial_phase(
     if init == "original":
         if reference is None:
             raise ValueError("the 'original' initial phase needs a reference signal or coefficients")
-        known, new = _known_and_new(target, reference)
+        if new_content_db == math.inf:
+            return [torch.sgn(r) for r in reference.groups]
+        known, new = _known_and_new(target, reference, new_content_db)
         return _with_new_content(target, known, new, new_content, silence_db=silence_db, seed=seed,
                                  continue_known=continue_known)
     if init == "random":
@@ -498,7 +559,8 @@ class _Run:
     """Book-keeping shared by the methods: best result, history, progress, cancel, and
     the layout the projection methods iterate in."""
 
-    def __init__(self, target: Coefficients, iterations, progress, cancel, every, pinned=None):
+    def __init__(self, target: Coefficients, iterations, progress, cancel, every, pinned=None, *,
+                 stop_gain_db: float = 0.0, stop_window: int = 4, deadline: float | None = None):
         frame = target.frame
         # Samples at the signal's start that every synthesis keeps (a window's past).
         self.pinned = pinned
@@ -538,6 +600,13 @@ class _Run:
         self.best_signal = None
         self.done = 0
         self.reference = sum(sum_of_squares(t) for t in self.magnitude_parts)
+        self.stop_gain_db = stop_gain_db
+        self.stop_window = stop_window
+        self.deadline = deadline
+        self.best_history: list[float] = []  # the best so far after each iteration
+        self.stopped = "iterations"
+        self.iterating_since = None  # set when the first iteration starts
+        self.last_iteration_s = 0.0
 
     def parts(self, coeffs: Coefficients) -> list[torch.Tensor]:
         """``coeffs`` as the tensors element-wise steps work on: one flat one, the groups,
@@ -616,16 +685,42 @@ class _Run:
             self.best_signal = signal.detach().clone()
         return db
 
+    def begin(self) -> None:
+        """Mark the start of the iterations (the set-up before them is not what an ETA
+        extrapolates)."""
+        self.iterating_since = self.last_mark = time.perf_counter()
+
     def step(self, db: float, loss: float) -> bool:
-        """Count one iteration; return True to stop (cancelled)."""
+        """Count one iteration; return True to stop (cancelled, converged or out of time)."""
+        now = time.perf_counter()
+        if self.iterating_since is None:
+            self.iterating_since = self.last_mark = self.start
+        self.last_iteration_s, self.last_mark = now - self.last_mark, now
         self.done += 1
         self.history.append(db)
         self.loss_history.append(loss)
+        self.best_history.append(min(self.best_db, db))
         if self.progress is not None and (self.done % self.every == 0 or self.done == self.iterations):
-            elapsed = time.perf_counter() - self.start
-            eta = elapsed / self.done * (self.iterations - self.done)
-            self.progress(RetrievalProgress(self.done, self.iterations, loss, db, elapsed, eta))
-        return self.cancel is not None and self.cancel.cancelled
+            per_iteration = (now - self.iterating_since) / self.done
+            self.progress(RetrievalProgress(self.done, self.iterations, loss, db, now - self.start,
+                                            per_iteration * (self.iterations - self.done), "iterating",
+                                            self.done / max(self.iterations, 1)))
+        if self.cancel is not None and self.cancel.cancelled:
+            self.stopped = "cancelled"
+        elif self.done < self.iterations and self.converged():
+            self.stopped = "converged"
+        elif self.done < self.iterations and self.deadline is not None and now + self.last_iteration_s > self.deadline:
+            self.stopped = "budget"
+        return self.stopped != "iterations"
+
+    def converged(self) -> bool:
+        """Whether the last :attr:`stop_window` iterations together gained less than
+        :attr:`stop_gain_db` (the start counts as iteration 0)."""
+        window = self.stop_window
+        if self.stop_gain_db <= 0 or self.done < window:
+            return False
+        before = self.best_history[-window - 1] if self.done > window else self.start_db
+        return before - self.best_history[-1] < self.stop_gain_db
 
 
 def _fgla(phase: list[torch.Tensor], iterations, momentum, run: _Run) -> torch.Tensor:
@@ -777,6 +872,8 @@ def retrieve(
     cancel: CancelToken | None = None,
     progress_every: int = 1,
     memory_limit: int | None = None,
+    deadline: float | None = None,
+    new_content_db: float | None = None,
 ) -> RetrievalResult:
     """Find a signal whose frame magnitudes match ``target``.
 
@@ -813,6 +910,11 @@ def retrieve(
     memory_limit : int, optional
         Bytes the retrieval's working memory may take (beyond ``target``); None plans
         with :data:`~scalgui.dsp.memory.MEMORY_SHARE` of the device's free memory.
+    deadline : float, optional
+        A ``time.perf_counter()`` time after which no iteration starts (default: from
+        ``settings.budget_s``, counted from now).
+    new_content_db : float, optional
+        See :func:`initial_phase`.
 
     Returns
     -------
@@ -823,6 +925,11 @@ def retrieve(
     if any(bool((g < 0).any()) for g in target.groups):
         # Below zero is no magnitude (and inside the methods it marks a free coefficient).
         target = target.map(lambda g: g.clamp(min=0))
+    if deadline is None and settings.budget_s > 0:
+        deadline = time.perf_counter() + settings.budget_s
+    if settings.iterations == 0 and initial_signal is None:
+        return _warm_start(frame, target, settings, reference=reference, progress=progress,
+                           new_content_db=new_content_db)
     if target.pad_left == frame.pad and target.padded_length == frame.padded_length(target.length):
         rows = int(torch.Size(target.batch_shape).numel())
         plan = plan_windows(frame, target.length, rows, settings.method, memory_limit)
@@ -830,14 +937,41 @@ def retrieve(
             windows, fade = plan
             return _retrieve_windowed(frame, target, settings, windows, fade, reference=reference,
                                       initial_signal=initial_signal, progress=progress, cancel=cancel,
-                                      progress_every=progress_every)
+                                      progress_every=progress_every, deadline=deadline,
+                                      new_content_db=new_content_db)
     return _retrieve_whole(frame, target, settings, reference=reference, initial_signal=initial_signal,
-                           progress=progress, cancel=cancel, progress_every=progress_every)
+                           progress=progress, cancel=cancel, progress_every=progress_every, deadline=deadline,
+                           new_content_db=new_content_db)
+
+
+def _warm_start(frame, target, settings, *, reference, progress, new_content_db) -> RetrievalResult:
+    """:func:`retrieve` with no iterations: the target magnitudes on the initial phase,
+    synthesised once and analysed once to measure them, through the frame's segmented
+    transforms (none of the iterations' buffers, and no windows for a long signal)."""
+    started = time.perf_counter()
+    if progress is not None:
+        progress(RetrievalProgress(0, 0, math.nan, math.nan, 0.0, math.nan, "initial phase", 0.0))
+    with torch.no_grad():
+        phases = initial_phase(target, settings.init, reference=reference, seed=settings.seed,
+                               new_content_db=new_content_db)
+        for p, t in zip(phases, target.groups):
+            p.mul_(t)  # the phases' memory holds the start's coefficients
+        signal = frame.synthesize(target.with_groups(phases))
+        del phases
+        if progress is not None:
+            progress(RetrievalProgress(0, 0, math.nan, math.nan, time.perf_counter() - started, math.nan, "finishing",
+                                       0.5))
+        db = spectral_convergence_db(frame.analyze(signal).groups, target.groups)
+    return RetrievalResult(signal, db, 0, time.perf_counter() - started, False, [], stopped="iterations")
 
 
 def _retrieve_whole(frame, target, settings, *, reference=None, initial_signal=None, progress=None, cancel=None,
-                    progress_every=1, initial_phases=None, pinned=None) -> RetrievalResult:
+                    progress_every=1, initial_phases=None, pinned=None, deadline=None,
+                    new_content_db=None) -> RetrievalResult:
     started = time.perf_counter()
+    iterations = int(settings.iterations)
+    if progress is not None:
+        progress(RetrievalProgress(0, iterations, math.nan, math.nan, 0.0, math.nan, "initial phase", 0.0))
     with _threads_for(frame, _small_run(target)):
         if initial_signal is None and initial_phases is None:
             # Before the run's buffers exist: on a long signal PGHI's working arrays are
@@ -846,9 +980,11 @@ def _retrieve_whole(frame, target, settings, *, reference=None, initial_signal=N
             with torch.no_grad():
                 free = any(bool((g < 0).any()) for g in target.groups)  # a window's margins
                 magnitudes = target.map(lambda g: g.clamp(min=0)) if free else target
-                initial_phases = initial_phase(magnitudes, settings.init, reference=reference, seed=settings.seed)
+                initial_phases = initial_phase(magnitudes, settings.init, reference=reference, seed=settings.seed,
+                                               new_content_db=new_content_db)
                 del magnitudes
-        run = _Run(target, int(settings.iterations), progress, cancel, progress_every, pinned)
+        run = _Run(target, iterations, progress, cancel, progress_every, pinned, stop_gain_db=settings.stop_gain_db,
+                   stop_window=settings.stop_window, deadline=deadline)
         run.start = started
         phase = None
         if initial_signal is None:
@@ -886,7 +1022,6 @@ def _threads_for(frame: WaveletFrame, small: bool):
 
 
 def _retrieve(frame, target, settings, run: _Run, initial_signal, cancel, phase) -> RetrievalResult:
-    iterations = run.iterations
     with torch.no_grad():
         if initial_signal is not None:
             signal = torch.as_tensor(initial_signal).to(device=frame.device, dtype=frame.dtype)
@@ -896,7 +1031,12 @@ def _retrieve(frame, target, settings, run: _Run, initial_signal, cancel, phase)
                 )
             phase = [torch.sgn(p) for p in run.analyse(signal)]
         start_signal = run.synthesise(run.magnitudes_with(phase))
-        run.record_parts(start_signal, run.analyse(start_signal))
+        run.start_db = run.record_parts(start_signal, run.analyse(start_signal))
+    if run.iterations and run.deadline is not None and time.perf_counter() > run.deadline:
+        run.iterations = 0  # out of time before the first iteration: the warm start it is
+        run.stopped = "budget"
+    run.begin()
+    iterations = run.iterations
     method = settings.method
     projection_iterations = {
         "fgla": iterations,
@@ -912,7 +1052,7 @@ def _retrieve(frame, target, settings, run: _Run, initial_signal, cancel, phase)
             last = _fgla(phase, projection_iterations, settings.momentum, run)
         signal = run.best_signal if run.best_signal is not None else last
     remaining = iterations - run.done
-    if remaining > 0 and not (cancel is not None and cancel.cancelled):
+    if remaining > 0 and run.stopped == "iterations" and not (cancel is not None and cancel.cancelled):
         gradient_method = settings.refine_method if method == "hybrid" else method
         if gradient_method in _DEFAULT_LEARNING_RATE:
             _gradient(frame, target, signal, gradient_method, remaining, settings, run)
@@ -925,6 +1065,7 @@ def _retrieve(frame, target, settings, run: _Run, initial_signal, cancel, phase)
         cancelled=cancel is not None and cancel.cancelled,
         history=run.history,
         loss_history=run.loss_history,
+        stopped="cancelled" if cancel is not None and cancel.cancelled else run.stopped,
     )
 
 
@@ -1047,7 +1188,7 @@ def _windowed_convergence_db(frame: WaveletFrame, target: Coefficients, out: tor
 
 
 def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, initial_signal, progress, cancel,
-                       progress_every) -> RetrievalResult:
+                       progress_every, deadline=None, new_content_db=None) -> RetrievalResult:
     """:func:`retrieve` of a long signal in ``windows`` (see :func:`scalgui.dsp.memory.plan_windows`)."""
     started = time.perf_counter()
     iterations = int(settings.iterations)
@@ -1064,6 +1205,7 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
     done: list[int] = []
     written = 0
     cancelled = False
+    stopped = "iterations"
     for k, window in enumerate(windows):
         local_reference = local_initial = local_phases = pinned = None
         if k > 0:
@@ -1083,21 +1225,24 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
             # windows' phase, and start new content as the settings say.
             local_phases = _continuing_phase(frame, local_target, out, window, fade, settings)
 
-        def report(p: RetrievalProgress, before=k * iterations) -> None:
+        def report(p: RetrievalProgress, before=k * iterations, k=k) -> None:
             elapsed = time.perf_counter() - started
             count = before + p.iteration
-            progress(RetrievalProgress(count, total, p.loss, p.spectral_convergence_db, elapsed,
-                                       elapsed / max(count, 1) * (total - count)))
+            # The windows left cost what this one costs (they are as long).
+            eta = p.eta_s + (len(windows) - k - 1) * elapsed / (k + max(p.fraction, 0.05)) if p.iteration else math.nan
+            progress(RetrievalProgress(count, total, p.loss, p.spectral_convergence_db, elapsed, eta, p.stage,
+                                       (k + p.fraction) / len(windows)))
 
         result = _retrieve_whole(frame, local_target, settings, reference=local_reference,
                                  initial_signal=local_initial, progress=report if progress is not None else None,
                                  cancel=cancel, progress_every=progress_every, initial_phases=local_phases,
-                                 pinned=pinned)
+                                 pinned=pinned, deadline=deadline, new_content_db=new_content_db)
         local_target = local_reference = local_phases = None
         history.extend(result.history)
         loss_history.extend(result.loss_history)
         done.append(result.iterations)
         cancelled = result.cancelled
+        stopped = result.stopped if stopped == "iterations" else stopped
         written = _splice(out, result.signal, window, fade, first=k == 0, last=cancelled or k == len(windows) - 1)
         if cancelled:
             break
@@ -1110,6 +1255,7 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
         history=history,
         loss_history=loss_history,
         windows=len(windows),
+        stopped=stopped,
     )
 
 
@@ -1215,6 +1361,8 @@ def rerender_spans(
     progress: Callable[[RetrievalProgress], None] | None = None,
     cancel: CancelToken | None = None,
     local_reference: Callable[[Coefficients], Coefficients] | None = None,
+    only_scaling: Callable[[float, float], bool] | None = None,
+    keep_partial: bool = True,
 ) -> RetrievalResult:
     """Re-invert only the time spans an edit touched and splice them into the source.
 
@@ -1238,12 +1386,32 @@ def rerender_spans(
         edits)``, or :func:`delta_target` for whole-signal targets.
     settings : RetrievalSettings
         As for :func:`retrieve`; ``init="original"`` (warm start from the source's phase)
-        is the sensible choice here.
+        is the sensible choice here. ``budget_s`` counts for all the spans together.
+    progress : callable, optional
+        Called with a :class:`RetrievalProgress` at each stage of each span and after
+        each iteration; ``fraction`` and ``eta_s`` are over all the spans.
+    cancel : CancelToken, optional
+        Checked between stages, between the segments of long transforms and between
+        iterations.
+    local_reference : callable, optional
+        A window's analysis -> the complex coefficients whose phase it starts from
+        (default: the analysis itself).
+    only_scaling : callable, optional
+        ``only_scaling(start_s, end_s)``: whether the edits between those seconds only
+        scale what the source has (gains up to :data:`NEW_CONTENT_DB`, cuts, restores).
+        There no coefficient is new content, so its test is skipped, and the stopping
+        rule of ``settings`` applies. Elsewhere (and without it) every iteration runs:
+        new content keeps improving where a scaled span has converged (measured in the
+        docs' rendering chapter).
+    keep_partial : bool
+        What a cancel does: True returns the spans finished and the cancelled span's
+        best so far; False raises :class:`RenderCancelled` as soon as it is seen.
 
     Returns
     -------
     RetrievalResult
-        ``signal`` is the whole signal; the spectral convergence is over the windows.
+        ``signal`` is the whole signal; the spectral convergence is over the windows;
+        ``iterations`` is the most any span ran.
     """
     source = torch.as_tensor(source).to(device=frame.device, dtype=frame.dtype)
     n = source.shape[-1]
@@ -1251,44 +1419,105 @@ def rerender_spans(
     ranges = _merge_spans(spans, reach, frame.sample_rate, n)
     out = source.clone()
     started = time.perf_counter()
+    deadline = started + settings.budget_s if settings.budget_s > 0 else None
     history: list[float] = []
     errors, references = 0.0, 0.0
     done = 0
     cancelled = False
-    for lo, hi in ranges:
-        # The window is aligned to the largest hop so its coefficient grid is a slice of
-        # the whole signal's grid.
-        w_lo = max((lo - reach) // frame.max_hop * frame.max_hop, 0)
-        w_hi = min(hi + reach, n)
-        local = frame.analyze(source[..., w_lo:w_hi])
-        local.offset = w_lo
-        target = local_target(local)
-        start_from = local if local_reference is None else local_reference(local)
-        result = retrieve(frame, target, settings, reference=start_from, progress=progress, cancel=cancel)
-        del start_from
-        done += result.iterations
-        history.extend(result.history)
-        rendered = result.signal
-        error_db = result.spectral_convergence_db
-        reference = float(sum((g**2).sum() for g in target.groups))
-        errors += 10 ** (error_db / 10) * reference
-        references += reference
-        # Splice: pure render over [lo + fade, hi - fade], ramps over the outer margins.
-        fade = max((hi - lo) // 2 - 1, 0) if hi - lo < reach else reach // 2
-        inner_lo = lo + fade if lo > 0 else lo
-        inner_hi = hi - fade if hi < n else hi
-        out[..., inner_lo:inner_hi] = rendered[..., inner_lo - w_lo : inner_hi - w_lo]
-        if inner_lo > lo:
-            ramp = _fade(inner_lo - lo, frame.dtype, frame.device)
-            seg = slice(lo, inner_lo)
-            out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., lo - w_lo : inner_lo - w_lo] * ramp
-        if hi > inner_hi:
-            ramp = _fade(hi - inner_hi, frame.dtype, frame.device).flip(0)
-            seg = slice(inner_hi, hi)
-            out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., inner_hi - w_lo : hi - w_lo] * ramp
-        if result.cancelled:
-            cancelled = True
-            break
+    stopped = "iterations"
+    sr = frame.sample_rate
+    sizes = [hi - lo for lo, hi in ranges]
+    total = max(sum(sizes), 1)
+    # Shares of a span's progress bar: its set-up (analysis, target, initial phase) is
+    # about as long as a handful of iterations.
+    setup_share = min(0.5, 6.0 / max(settings.iterations, 1))
+
+    def check() -> None:
+        if cancel is not None and not keep_partial:
+            cancel.check()
+
+    def reporter(index: int):
+        before = sum(sizes[:index]) / total
+        share = sizes[index] / total
+
+        def report(p: RetrievalProgress) -> None:
+            check()
+            if progress is None:
+                return
+            inner = p.fraction if math.isfinite(p.fraction) else 0.0
+            if p.stage in ("analysing", "initial phase"):
+                part = setup_share * (0.5 * inner + (0.5 if p.stage == "initial phase" else 0.0))
+            else:
+                part = setup_share + (1 - setup_share) * inner
+            elapsed = time.perf_counter() - started
+            eta = math.nan
+            if math.isfinite(p.eta_s):
+                spent = elapsed - sum(span_seconds)
+                # The spans left take what this one takes per sample.
+                later = sum(sizes[index + 1:]) / sizes[index] * (spent + p.eta_s)
+                eta = p.eta_s + later
+            progress(RetrievalProgress(p.iteration, p.iterations, p.loss, p.spectral_convergence_db, elapsed, eta,
+                                       p.stage, before + share * part))
+
+        return report
+
+    span_seconds: list[float] = []
+    guard = interruptible(check) if cancel is not None and not keep_partial else contextlib.nullcontext()
+    with guard:
+        for index, (lo, hi) in enumerate(ranges):
+            span_started = time.perf_counter()
+            report = reporter(index)
+            report(RetrievalProgress(0, settings.iterations, math.nan, math.nan, 0.0, math.nan, "analysing", 0.0))
+            # The window is aligned to the largest hop so its coefficient grid is a slice of
+            # the whole signal's grid.
+            w_lo = max((lo - reach) // frame.max_hop * frame.max_hop, 0)
+            w_hi = min(hi + reach, n)
+            analysed = time.perf_counter()
+            local = frame.analyze(source[..., w_lo:w_hi])
+            local.offset = w_lo
+            analysis_s = time.perf_counter() - analysed
+            report(RetrievalProgress(0, settings.iterations, math.nan, math.nan, 0.0, math.nan, "analysing", 0.5))
+            target = local_target(local)
+            start_from = local if local_reference is None else local_reference(local)
+            del local
+            scaling = only_scaling is not None and only_scaling(lo / sr, hi / sr)
+            span_settings = settings if scaling else replace(settings, stop_gain_db=0.0)
+            over_budget = deadline is not None and time.perf_counter() + SETUP_ANALYSES * analysis_s > deadline
+            if over_budget and settings.iterations:
+                # The iterations' set-up alone would run past the budget: the warm start it is.
+                span_settings = replace(span_settings, iterations=0)
+            result = retrieve(frame, target, span_settings, reference=start_from, progress=report, cancel=cancel,
+                              deadline=deadline, new_content_db=math.inf if scaling else None)
+            del start_from
+            if result.cancelled:
+                check()
+            done = max(done, result.iterations)
+            if stopped == "iterations" or result.stopped == "cancelled":
+                stopped = "budget" if over_budget and settings.iterations else result.stopped
+            history.extend(result.history)
+            rendered = result.signal
+            error_db = result.spectral_convergence_db
+            reference = float(sum((g**2).sum() for g in target.groups))
+            del target
+            errors += 10 ** (error_db / 10) * reference
+            references += reference
+            # Splice: pure render over [lo + fade, hi - fade], ramps over the outer margins.
+            fade = max((hi - lo) // 2 - 1, 0) if hi - lo < reach else reach // 2
+            inner_lo = lo + fade if lo > 0 else lo
+            inner_hi = hi - fade if hi < n else hi
+            out[..., inner_lo:inner_hi] = rendered[..., inner_lo - w_lo : inner_hi - w_lo]
+            if inner_lo > lo:
+                ramp = _fade(inner_lo - lo, frame.dtype, frame.device)
+                seg = slice(lo, inner_lo)
+                out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., lo - w_lo : inner_lo - w_lo] * ramp
+            if hi > inner_hi:
+                ramp = _fade(hi - inner_hi, frame.dtype, frame.device).flip(0)
+                seg = slice(inner_hi, hi)
+                out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., inner_hi - w_lo : hi - w_lo] * ramp
+            span_seconds.append(time.perf_counter() - span_started)
+            if result.cancelled:
+                cancelled = True
+                break
     total_db = convergence_db(errors, references) if references else -math.inf
     return RetrievalResult(
         signal=out,
@@ -1297,4 +1526,5 @@ def rerender_spans(
         seconds=time.perf_counter() - started,
         cancelled=cancelled,
         history=history,
+        stopped=stopped,
     )

@@ -17,10 +17,16 @@ class EditCommand(QUndoCommand):
     """One edit on one document: redo pushes it (then re-applies it), undo removes it."""
 
     def __init__(self, doc, edit, text: str | None = None) -> None:
-        super().__init__(text or describe_edit(edit))
+        self.description = text or describe_edit(edit)
+        super().__init__(self.description)
         self.doc = doc
         self.edit = edit
         self._pushed = False
+
+    def note(self, text: str) -> None:
+        """Show ``text`` beside the step in the History (e.g. how the render of it came
+        out); a later note replaces it."""
+        self.setText(f"{self.description} — {text}")
 
     def redo(self) -> None:
         if not self._pushed:

@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pyqtgraph as pg
 
+from .render_status import convergence_text
+
 __all__ = ["ConvergencePlot"]
 
 
@@ -52,6 +54,7 @@ class ConvergencePlot(pg.PlotWidget):
         self._x, self._y = [], []
         self._offset = self._last = 0
         self.curve.setData([], [])
+        self.getPlotItem().setXRange(0, 1, padding=0)  # iterations count from 0, whatever came before
         self._title(title)
 
     def add(self, progress) -> None:
@@ -66,12 +69,14 @@ class ConvergencePlot(pg.PlotWidget):
         self._x.append(float(self._offset + iteration))
         self._y.append(db)
         self.curve.setData(self._x, self._y)
+        self.getPlotItem().setXRange(0, max(self._x[-1], 1.0), padding=0.02)
         self._title(f"iteration {int(self._x[-1])}: {db:.1f} dB")
 
     def finish(self, result) -> None:
         """Say how the render ended (a :class:`~scalgui.dsp.phase.RetrievalResult`)."""
-        if result.iterations == 0 and not result.cancelled:
+        if result.cancelled:
+            self._title("render cancelled")
+        elif result.iterations == 0 and result.spectral_convergence_db == -math.inf:
             self._title("nothing to render")
-            return
-        state = "cancelled, best" if result.cancelled else "best"
-        self._title(f"{result.iterations} it., {state} {result.spectral_convergence_db:.1f} dB")
+        else:
+            self._title(f"{result.iterations} it.: {convergence_text(result.spectral_convergence_db)}")

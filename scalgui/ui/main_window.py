@@ -28,13 +28,14 @@ from PyQt6.QtWidgets import (
 
 from .analysis_dialog import AnalysisSettingsDialog
 from .bridge import DocumentBridge
-from .commands import push_edit
+from .commands import EditCommand, push_edit
 from .convergence import ConvergencePlot
 from .effects_panel import make_effects_dock
 from .export_dialog import ExportOptionsDialog
 from .freq_axis import note_name
 from .plugin_menu import install_plugin_menu
 from .project_actions import OPEN_FILTER, install_project_actions
+from .render_status import convergence_text, progress_text, result_text
 from .scalogram_view import COLORMAPS, ScalogramView
 from .toolbars import DisplayBar, ToolBar
 from .tools import ToolSettings, make_tool
@@ -390,6 +391,8 @@ class MainWindow(QMainWindow):
 
     def _document_changed(self, kind: str) -> None:
         self.view.document_changed(kind)
+        if kind == "edits" and self.rendering:
+            self._edits_changed_while_rendering()
         if kind == "render":
             self._update_player_audio()
         if kind == "effects":  # a source chain changes what A plays, a render chain what B plays
@@ -869,26 +872,27 @@ class MainWindow(QMainWindow):
         return self._render_job is not None
 
     def start_render(self, then=None) -> bool:
-        """Render the pending edits in a worker thread; ``then(result)`` runs after it."""
+        """Render the pending edits in a worker thread; ``then(result)`` runs once after
+        it, with a cancelled result when the render is cancelled."""
         doc = self.document
         if doc is None or self._render_job is not None or self.analysing:
             return False
         from scalgui.dsp.phase import CancelToken
 
-        self._render_cancel = CancelToken()
+        cancel = CancelToken()
+        self._render_cancel = cancel
         self._after_render = then
-        cancel = self._render_cancel
 
         def job(progress):
             return doc.render(progress=progress, cancel=cancel)
 
         worker = Worker(job)
-        worker.progress.connect(self._render_progress)
-        worker.finished.connect(self._render_finished)
-        worker.failed.connect(self._render_failed)
+        worker.progress.connect(lambda p, c=cancel: self._render_progress(p, c))
+        worker.finished.connect(lambda result, c=cancel, d=doc: self._render_finished(result, c, d))
+        worker.failed.connect(lambda exc, c=cancel: self._render_failed(exc, c))
         self._render_job = (worker, self._keep(start_worker(worker)))
         self.render_progress.setValue(0)
-        self.render_label.setText("Rendering…")
+        self.render_label.setText(progress_text(None))
         self.convergence.reset("rendering…")
         self.convergence_dock.setVisible(True)
         for widget in (self.render_label, self.render_progress, self.render_cancel_button):
@@ -896,20 +900,49 @@ class MainWindow(QMainWindow):
         self._update_actions()
         return True
 
-    def cancel_render(self) -> None:
-        """Ask the render to stop after its current iteration (it keeps its best result)."""
-        if self._render_cancel is not None:
-            self._render_cancel.cancel()
-            self.render_label.setText("Cancelling…")
+    def _let_go_of_render(self) -> None:
+        """Stop waiting for the running render: its token is set (the worker stops at its
+        next check, and a cancelled render changes nothing in the document) and its
+        reports and result are dropped from now on."""
+        self._render_cancel.cancel()
+        self._after_render = None
+        self._render_done()
 
-    def _render_progress(self, p) -> None:
+    def cancel_render(self) -> None:
+        """Cancel the render at once: the previous render and the edits stay as they were."""
         if self._render_job is None:
             return
-        self.render_progress.setValue(int(100 * p.iteration / max(p.iterations, 1)))
-        self.convergence.add(p)
-        self.render_label.setText(
-            f"Render {p.iteration}/{p.iterations}   convergence {p.spectral_convergence_db:.1f} dB   "
-            f"{p.eta_s:.1f} s left")
+        then = self._after_render
+        self._let_go_of_render()
+        cancelled = self._cancelled_result()
+        self.convergence.reset("render cancelled")
+        self.statusBar().showMessage(result_text(cancelled), 6000)
+        if then is not None:
+            then(cancelled)
+
+    @staticmethod
+    def _cancelled_result():
+        from scalgui.dsp.phase import RetrievalResult
+
+        return RetrievalResult(None, math.nan, 0, 0.0, True, stopped="cancelled")
+
+    def _edits_changed_while_rendering(self) -> None:
+        """A new edit (or an undo) during a render: render again with the new edit list
+        at once, instead of finishing a render of the old one (an export waiting for the
+        render waits for the new one)."""
+        then = self._after_render
+        self._let_go_of_render()
+        self.start_render(then)
+        self.statusBar().showMessage("The edits changed during the render: rendering them", 4000)
+
+    def _render_progress(self, p, cancel) -> None:
+        if cancel is not self._render_cancel:
+            return  # a render the window let go of
+        if math.isfinite(p.fraction):
+            self.render_progress.setValue(int(round(100 * p.fraction)))
+        if p.stage == "iterating":
+            self.convergence.add(p)
+        self.render_label.setText(progress_text(p))
 
     def _render_done(self) -> None:
         self._render_job = None
@@ -919,26 +952,38 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self._update_title()
 
-    def _render_finished(self, result) -> None:
-        then, self._after_render = self._after_render, None
-        self._render_done()
+    def _render_finished(self, result, cancel, doc) -> None:
+        then = None
+        if cancel is self._render_cancel:
+            then, self._after_render = self._after_render, None
+            self._render_done()
+        elif result.cancelled or doc is not self.document or self.rendering:
+            # A render let go of: dropped (unless it had finished before the cancel could
+            # stop it: then the document has it, and the window says so below).
+            return
         self.last_render = result
         self.convergence.finish(result)
-        if result.iterations == 0 and not result.cancelled:
-            self.statusBar().showMessage("Nothing to render: no edits since the last render", 5000)
-        elif result.cancelled:
-            self.statusBar().showMessage(
-                f"Render cancelled after {result.iterations} iterations; kept the best so far "
-                f"({result.spectral_convergence_db:.1f} dB)", 8000)
-        else:
-            self.statusBar().showMessage(
-                f"Rendered in {result.seconds:.1f} s: spectral convergence {result.spectral_convergence_db:.1f} dB",
-                8000)
+        self.statusBar().showMessage(result_text(result), 8000)
+        if not result.cancelled and math.isfinite(result.spectral_convergence_db):
+            self._note_render_in_history(result)
         self.renderFinished.emit(result)
         if then is not None:
             then(result)
 
-    def _render_failed(self, exc: Exception) -> None:
+    def _note_render_in_history(self, result) -> None:
+        """Write the render's convergence beside the History step it rendered."""
+        note = f"rendered {convergence_text(result.spectral_convergence_db)}"
+        for index in range(self.undo_stack.index() - 1, -1, -1):
+            command = self.undo_stack.command(index)
+            if isinstance(command, EditCommand):
+                command.note(note)
+                self.history.viewport().update()
+                return
+        self.history.setEmptyLabel(f"Opened — {note}")
+
+    def _render_failed(self, exc: Exception, cancel) -> None:
+        if cancel is not self._render_cancel:
+            return
         self._after_render = None
         self._render_done()
         self.show_error("Render failed", "The render stopped with an error.", f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,89 @@
+"""Renders cost what the edit needs: the stopping rule, the time budget, edits that only
+scale, and honest progress (stages, a fraction that only grows)."""
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from scalgui.app.document import DEFAULT_RENDER, FIXED_RENDER, Document
+from scalgui.dsp import signals
+from scalgui.dsp.edits import Band, Edit, Rectangle, Stroke
+from scalgui.dsp.frame import FrameSettings, WaveletFrame
+from scalgui.dsp.phase import STAGES, RetrievalSettings, retrieve
+
+SR = 22050
+
+
+def example_doc(device="cpu", seconds=3.0):
+    samples = signals.example_sound(SR)[:, : int(seconds * SR)]
+    return Document.from_samples(samples, SR, settings=FrameSettings(SR, 12, fmin=50.0), device=device)
+
+
+def rendered(edit, settings, device="cpu"):
+    doc = example_doc(device)
+    doc.push(edit)
+    return doc, doc.render(settings)
+
+
+@pytest.mark.parametrize("gain_db", [-30.0, 12.0])
+def test_a_gain_edit_stops_early_within_0_2_db_of_the_fixed_render(torch_device, gain_db):
+    edit = Edit(Rectangle(0.4, 1.4, 300.0, 3000.0), "gain", gain_db)
+    _, fixed = rendered(edit, FIXED_RENDER, torch_device)
+    _, adaptive = rendered(edit, DEFAULT_RENDER, torch_device)
+    assert fixed.iterations == 32 and fixed.stopped == "iterations"
+    assert adaptive.stopped == "converged" and adaptive.iterations < 32
+    assert adaptive.spectral_convergence_db <= fixed.spectral_convergence_db + 0.2
+
+
+def test_new_content_runs_every_iteration(torch_device):
+    paint = Edit(Stroke(((0.8, 1500.0), (1.6, 3000.0)), radius_s=0.05, radius_oct=1 / 24), "paint", -20.0)
+    _, fixed = rendered(paint, FIXED_RENDER, torch_device)
+    _, adaptive = rendered(paint, DEFAULT_RENDER, torch_device)
+    assert adaptive.iterations == 32 and adaptive.stopped == "iterations"
+    assert adaptive.spectral_convergence_db == pytest.approx(fixed.spectral_convergence_db, abs=0.05)
+
+
+def test_the_stopping_rule_stops_a_converged_run_and_lets_an_improving_one_go_on():
+    frame = WaveletFrame(FrameSettings(SR, 12, fmin=50.0), device="cpu")
+    x = torch.from_numpy(signals.example_sound(SR)[0, : SR])
+    coefficients = frame.analyze(x)
+    target = coefficients.map(torch.abs)
+    rule = RetrievalSettings(method="fgla", init="original", iterations=40, stop_gain_db=0.1)
+    converged = retrieve(frame, target, rule, reference=coefficients)  # starts at the answer
+    assert converged.stopped == "converged" and converged.iterations == rule.stop_window
+    improving = retrieve(frame, target, replace(rule, init="random", iterations=24))
+    assert improving.stopped == "iterations" and improving.iterations == 24
+    best = np.minimum.accumulate(improving.history)
+    assert best[-1] < best[-1 - rule.stop_window] - rule.stop_gain_db  # still buying convergence
+
+
+def test_a_render_over_budget_is_the_warm_start_and_still_the_edit():
+    doc, result = rendered(Edit(Band(1000.0, 4000.0), "gain", -30.0),
+                           replace(DEFAULT_RENDER, budget_s=1e-3))
+    assert result.iterations == 0 and result.stopped == "budget"
+    assert math.isfinite(result.spectral_convergence_db) and result.spectral_convergence_db < -15
+    render = doc.raster(0.5, 2.5, 16, channel="left", layer="render")
+    source = doc.raster(0.5, 2.5, 16, channel="left", layer="source")
+    rows = (render.centre_hz > 1400) & (render.centre_hz < 2800)
+    assert np.median(source.db[rows] - render.db[rows]) > 20
+
+
+def test_progress_names_each_stage_and_only_grows():
+    doc = example_doc()
+    doc.push(Edit(Rectangle(0.4, 0.8, 300.0, 3000.0), "gain", -20.0))
+    doc.push(Edit(Rectangle(2.2, 2.6, 300.0, 3000.0), "erase"))  # two spans, rendered one after the other
+    reports = []
+    result = doc.render(FIXED_RENDER, progress=reports.append)
+    stages = [r.stage for r in reports]
+    assert set(stages) <= set(STAGES)
+    assert stages[0] == "analysing" and "initial phase" in stages and stages[-1] == "iterating"
+    assert stages.count("analysing") == 4  # before and after each span's analysis
+    fractions = [r.fraction for r in reports]
+    assert all(0.0 <= f <= 1.0 for f in fractions) and fractions == sorted(fractions)
+    assert fractions[-1] == pytest.approx(1.0)
+    iterating = [r for r in reports if r.stage == "iterating"]
+    assert all(r.eta_s >= 0 for r in iterating) and iterating[-1].eta_s == pytest.approx(0.0, abs=1e-9)
+    assert all(math.isnan(r.spectral_convergence_db) for r in reports if r.stage != "iterating")
+    assert result.iterations == 32
