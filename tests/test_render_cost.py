@@ -9,9 +9,9 @@ import torch
 
 from scalgui.app.document import DEFAULT_RENDER, FIXED_RENDER, Document
 from scalgui.dsp import signals
-from scalgui.dsp.edits import Band, Edit, Rectangle, Stroke
+from scalgui.dsp.edits import Band, Edit, Rectangle, Stroke, apply_edits
 from scalgui.dsp.frame import FrameSettings, WaveletFrame
-from scalgui.dsp.phase import STAGES, RetrievalSettings, retrieve
+from scalgui.dsp.phase import STAGES, RetrievalSettings, rerender_spans, retrieve
 
 SR = 22050
 
@@ -87,3 +87,32 @@ def test_progress_names_each_stage_and_only_grows():
     assert all(r.eta_s >= 0 for r in iterating) and iterating[-1].eta_s == pytest.approx(0.0, abs=1e-9)
     assert all(math.isnan(r.spectral_convergence_db) for r in reports if r.stage != "iterating")
     assert result.iterations == 32
+
+
+def test_the_warm_start_of_scaling_edits_scales_the_source_coefficients_themselves():
+    frame = WaveletFrame(FrameSettings(SR, 12, fmin=50.0).for_retrieval(), device="cpu")
+    x = torch.from_numpy(signals.example_sound(SR)[:, : 2 * SR])
+    edits = [Edit(Band(500.0, 2000.0), "gain", -30.0), Edit(Rectangle(0.5, 1.0, 100.0, 4000.0), "erase"),
+             Edit(Rectangle(0.2, 1.5, 300.0, 1000.0), "restore")]
+    coefficients = frame.analyze(x)
+    magnitudes = apply_edits(coefficients, edits)
+    for chosen in (edits, edits[:2]):  # with a restore the source is read as it was: not in place
+        scaled = apply_edits(coefficients.map(torch.clone), chosen, keep_phase=True, in_place=True)
+        wanted = apply_edits(coefficients, chosen)
+        for got, want, source in zip(scaled.groups, wanted.groups, coefficients.groups):
+            torch.testing.assert_close(got.abs(), want, rtol=1e-5, atol=1e-7)
+            same_phase = (got * source.conj()).imag.abs() <= 1e-5 * (got.abs() * source.abs() + 1e-12)
+            assert bool(same_phase.all())
+    with pytest.raises(ValueError, match="only scale"):
+        apply_edits(coefficients, [Edit(Rectangle(0.5, 1.0, 100.0, 4000.0), "paint", -20.0)], keep_phase=True)
+    # Through a render: the first render's warm start (from the scaled coefficients) is the
+    # warm start any render takes (target magnitudes on the phase it starts from).
+    spans = [(0.0, 2.0)]
+    settings = RetrievalSettings(method="fgla", init="original", iterations=0)
+    general = rerender_spans(frame, x, spans, lambda c: apply_edits(c, edits), settings,
+                             only_scaling=lambda a, b: True)
+    direct = rerender_spans(frame, x, spans, lambda c: apply_edits(c, edits), settings,
+                            only_scaling=lambda a, b: True, local_start=lambda c: apply_edits(c, edits, keep_phase=True))
+    torch.testing.assert_close(direct.signal, general.signal, rtol=0, atol=1e-5)
+    assert direct.spectral_convergence_db == pytest.approx(general.spectral_convergence_db, abs=0.01)
+    assert magnitudes.groups[0].dtype == torch.float32

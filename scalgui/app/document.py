@@ -28,7 +28,7 @@ from psygnal import Signal
 from ..audio import SaveReport, audio_info, load_audio, save_audio
 from ..audio.effects import PLACEMENTS, EffectChain, apply_chain
 from ..audio.errors import AudioWriteError, EffectError
-from ..dsp.edits import Edit, TimeRange as _TimeShape, edit_weights, touched_spans
+from ..dsp.edits import SCALING_ACTIONS, Edit, TimeRange as _TimeShape, apply_edits, edit_weights, touched_spans
 from ..dsp.frame import Coefficients, FrameSettings, WaveletFrame
 from ..dsp.memory import check_analysis_memory
 from ..dsp.phase import (
@@ -48,6 +48,7 @@ from .incremental import (
     changed_spans,
     crop,
     edited_window,
+    edits_reaching,
     pointwise,
     reach_s,
     reanalyse_span,
@@ -711,30 +712,37 @@ class Document:
 
         def only_scaling(start_s: float, end_s: float) -> bool:
             return all(
-                isinstance(edit, Edit) and edit.action in ("gain", "erase", "restore")
+                isinstance(edit, Edit) and edit.action in SCALING_ACTIONS
                 and (edit.action != "gain" or edit.amount_db <= NEW_CONTENT_DB)
                 for edit in edits if edit.span()[0] <= end_s and edit.span()[1] >= start_s
             )
+
+        def local_start(window: Coefficients) -> Coefficients:
+            return apply_edits(window, edits_reaching(window, edits), keep_phase=True, in_place=True)
 
         return rerender_spans(
             frame, torch.from_numpy(base), spans, local_target, settings, progress=progress, cancel=cancel,
             local_reference=targets.reference,  # where a plugin made sound, its phase
             only_scaling=only_scaling, keep_partial=keep_partial,
+            # The first render's warm start scales the source's own coefficients.
+            local_start=local_start if base is samples else None,
         )
 
     def preview(
         self,
         span: tuple[float, float] | None = None,
         *,
-        iterations: int = 4,
+        iterations: int = 0,
         cancel: CancelToken | None = None,
     ) -> tuple[float, np.ndarray]:
         """A quick listen to an edit before the real render: ``(start_s, samples)``.
 
-        Re-inverts ``span`` (default: the last edit's) with a few warm-started
-        iterations and returns that stretch of audio, float32 ``[channels, frames]``,
-        starting at ``start_s`` seconds. Nothing in the document changes; a render
-        afterwards refines the same span properly.
+        Re-inverts ``span`` (default: the last edit's) as a render would, with
+        ``iterations`` iterations (default none: the warm start, the edit's magnitudes on
+        the previous render's phase, and PGHI's where the edit made new content), and
+        returns that stretch of audio, float32 ``[channels, frames]``, starting at
+        ``start_s`` seconds. Nothing in the document changes; a render afterwards
+        refines the same span properly. Raises :class:`RenderCancelled` when cancelled.
         """
         with self._lock:
             if span is None:
@@ -748,17 +756,10 @@ class Document:
             base = self.rendered if self.rendered is not None else self.samples
             edits = list(self._edits)
             frame = self.render_frame
+            samples = self.samples
         lo_s, hi_s = spans[0]
-        targets = edit_list_targets(frame, self.samples, edits)
-
-        def local_target(window: Coefficients) -> Coefficients:
-            source = frame.analyze(torch.from_numpy(self.samples[:, window.offset : window.offset + window.length]))
-            source.offset = window.offset
-            return targets(source)
-
         settings = RetrievalSettings(method="fgla", init="original", iterations=int(iterations))
-        result = rerender_spans(frame, torch.from_numpy(base), [(lo_s, hi_s)], local_target, settings, cancel=cancel,
-                                local_reference=targets.reference)
+        result = self._rerender(frame, base, samples, [(lo_s, hi_s)], edits, settings, None, cancel, False)
         lo, hi = int(lo_s * self.sample_rate), int(np.ceil(hi_s * self.sample_rate))
         audio = result.signal[..., lo:hi].detach().to("cpu", torch.float32).numpy().reshape(self.channels, -1)
         return lo / self.sample_rate, audio

@@ -34,8 +34,8 @@ from ..dsp.edits import Edit, apply_edits
 from ..dsp.frame import Coefficients
 from ..dsp.raster import Raster
 
-__all__ = ["EDITED_LAYERS", "OverviewCache", "changed_spans", "crop", "edited_window", "pointwise", "reach_s",
-           "reanalyse_span", "update_span"]
+__all__ = ["EDITED_LAYERS", "OverviewCache", "changed_spans", "crop", "edited_window", "edits_reaching", "pointwise",
+           "reach_s", "reanalyse_span", "update_span"]
 
 #: Pictures that change with the edit list: the target, and the mask of where edits act
 #: (the others change with the analysis or the render).
@@ -104,7 +104,7 @@ def crop(coeffs: Coefficients, start_s: float, end_s: float) -> Coefficients:
     return Coefficients(groups, coeffs.frame, coeffs.length, coeffs.pad_left, last - first, coeffs.offset + first)
 
 
-def _reaching(window: Coefficients, edits: Sequence[Edit]) -> list[Edit]:
+def edits_reaching(window: Coefficients, edits: Sequence[Edit]) -> list[Edit]:
     """The edits that touch a coefficient of ``window`` (the others cost a loop over
     every band each, for nothing, in a long edit list)."""
     sr = window.frame.sample_rate
@@ -160,7 +160,7 @@ def update_span(
     if window.padded_length > widest * original.padded_length:
         return False
     here = crop(target, *span)
-    result = apply_edits(window, _reaching(window, edits), onto=None if fresh else here)
+    result = apply_edits(window, edits_reaching(window, edits), onto=None if fresh else here)
     for destination, values in zip(here.groups, result.groups):
         destination.copy_(values)
     return True
@@ -170,7 +170,7 @@ def edited_window(original: Coefficients, edits: Sequence[Edit], start_s: float,
     """``(coefficients, target magnitudes)`` of a window around ``start_s``..``end_s``
     seconds, with ``edits`` applied there only: what a picture of that range needs."""
     window = crop(original, start_s, end_s)
-    return window, apply_edits(window, _reaching(window, edits))
+    return window, apply_edits(window, edits_reaching(window, edits))
 
 
 def changed_spans(old: np.ndarray, new: np.ndarray, sample_rate: float, *, join_s: float = 0.1) -> list:

@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, str] = {
     "invert": "scalgui.bench.invert",
     "editor": "scalgui.bench.editor",
     "memory": "scalgui.bench.memory",
+    "render": "scalgui.bench.render",
 }
 
 _RESULT_MARK = "@@SCALGUI-BENCH-RESULT@@"

@@ -18,7 +18,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-from .frame import Coefficients
+from .frame import Coefficients, check_interrupt
 
 __all__ = [
     "Rectangle",
@@ -32,6 +32,7 @@ __all__ = [
     "Edit",
     "ACTIONS",
     "apply_edits",
+    "SCALING_ACTIONS",
     "edit_weights",
     "paint_weights",
     "touched_spans",
@@ -422,8 +423,14 @@ def paint_weights(coeffs: Coefficients, edit: Edit):
             yield int(table.group[k]), int(table.row[k]), index, w
 
 
+#: Actions that only scale what is there (a gain of a few dB up to a cut): their target
+#: keeps the source's phase wherever the source has sound.
+SCALING_ACTIONS = ("gain", "erase", "restore")
+
+
 def apply_edits(
-    original: Coefficients, edits: Sequence[Edit], *, onto: Coefficients | None = None
+    original: Coefficients, edits: Sequence[Edit], *, onto: Coefficients | None = None, keep_phase: bool = False,
+    in_place: bool = False,
 ) -> Coefficients:
     """Target magnitudes: the edits applied in order to ``|original|``.
 
@@ -435,19 +442,36 @@ def apply_edits(
     onto : Coefficients, optional
         Magnitudes that earlier edits already produced, to apply more edits on top
         (``"restore"`` still returns towards ``|original|``).
+    keep_phase : bool
+        Return complex coefficients instead: the target magnitudes on ``original``'s
+        phase, computed by scaling ``original`` itself (no magnitudes or phases are
+        formed). Only for :data:`SCALING_ACTIONS`, which keep the phase; not with ``onto``.
+    in_place : bool
+        With ``keep_phase``: scale ``original``'s own tensors (a long window's are
+        gigabytes) unless a ``"restore"`` needs them as they were.
 
     Returns
     -------
     Coefficients
-        Real, non-negative magnitudes in the same layout. Only wavelet bands are edited;
-        the lowpass and highpass atoms keep the source's magnitudes.
+        Real, non-negative magnitudes in the same layout (complex with ``keep_phase``).
+        Only wavelet bands are edited; the lowpass and highpass atoms keep the source's.
     """
-    source = original.magnitudes()
-    target = [m.clone() for m in (onto.groups if onto is not None else source)]
+    if keep_phase:
+        if onto is not None or any(edit.action not in SCALING_ACTIONS for edit in edits):
+            raise ValueError("keep_phase takes edits that only scale, applied to the source")
+        source = list(original.groups)
+    else:
+        source = original.magnitudes()
+        in_place = True  # the magnitudes are new tensors
+    # A restore reads the source as it was.
+    in_place = in_place and not any(edit.action == "restore" for edit in edits)
+    start = onto.groups if onto is not None else source
+    target = list(start) if in_place and onto is None else [m.clone() for m in start]
     for edit in edits:
         weights = paint_weights if edit.action == "paint" else edit_weights
         for g, r, index, w in weights(original, edit):
-            weight = torch.as_tensor(w, dtype=target[g].dtype, device=target[g].device)
+            check_interrupt()  # a band edit of a whole song is seconds of work
+            weight = torch.as_tensor(w, dtype=target[g].real.dtype, device=target[g].device)
             current = target[g][..., r, index]
             if edit.action == "gain":
                 current = current * torch.pow(10.0, edit.amount_db * weight / 20.0)

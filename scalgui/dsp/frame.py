@@ -90,7 +90,8 @@ def interruptible(check: Callable[[], None]):
         _interrupt.check = previous
 
 
-def _check_interrupt() -> None:
+def check_interrupt() -> None:
+    """Stop here if the :func:`interruptible` block this thread runs in says so."""
     check = getattr(_interrupt, "check", None)
     if check is not None:
         check()
@@ -1327,7 +1328,7 @@ class WaveletFrame:
         preallocated outputs, so a retried batch simply overwrites what it wrote."""
         i = 0
         while i < len(starts):
-            _check_interrupt()
+            check_interrupt()
             frame = self._cpu_twin() if self._on_fallback else self
             chunk = starts[i : i + (1 if self._on_fallback else self.segments_per_batch(batch_size))]
             try:

@@ -46,7 +46,7 @@ from typing import Callable, Sequence
 import torch
 
 from . import fftw_block
-from .frame import Coefficients, WaveletFrame, _scale, compiled_loops_on, interruptible
+from .frame import Coefficients, WaveletFrame, _scale, check_interrupt, compiled_loops_on, interruptible
 from .memory import RetrievalWindow, plan_windows
 from .metrics import convergence_db, spectral_convergence_db, sum_of_squares
 from .projections import FREE, bound_admm_step, bound_fgla_step, fusable
@@ -954,6 +954,7 @@ def _warm_start(frame, target, settings, *, reference, progress, new_content_db)
     with torch.no_grad():
         phases = initial_phase(target, settings.init, reference=reference, seed=settings.seed,
                                new_content_db=new_content_db)
+        check_interrupt()
         for p, t in zip(phases, target.groups):
             p.mul_(t)  # the phases' memory holds the start's coefficients
         signal = frame.synthesize(target.with_groups(phases))
@@ -963,6 +964,25 @@ def _warm_start(frame, target, settings, *, reference, progress, new_content_db)
                                        0.5))
         db = spectral_convergence_db(frame.analyze(signal).groups, target.groups)
     return RetrievalResult(signal, db, 0, time.perf_counter() - started, False, [], stopped="iterations")
+
+
+def _scaled_warm_start(frame: WaveletFrame, start: Coefficients, progress) -> tuple[RetrievalResult, float]:
+    """The warm start of a span whose edits only scale, from its complex coefficients
+    (see :func:`rerender_spans`' ``local_start``): synthesised once, analysed once to
+    measure it. Returns the result and the target's energy (sum of squared magnitudes)."""
+    started = time.perf_counter()
+    progress(RetrievalProgress(0, 0, math.nan, math.nan, 0.0, math.nan, "initial phase", 0.0))
+    with torch.no_grad():
+        signal = frame.synthesize(start)
+        progress(RetrievalProgress(0, 0, math.nan, math.nan, time.perf_counter() - started, math.nan, "finishing",
+                                   0.5))
+        estimate = frame.analyze(signal)
+        error = energy = 0.0
+        for got, wanted in zip(estimate.groups, start.groups):
+            magnitude = wanted.abs()  # the target: the scaled coefficients' moduli
+            energy += sum_of_squares(magnitude)
+            error += sum_of_squares(got.abs() - magnitude)
+    return RetrievalResult(signal, convergence_db(error, energy), 0, time.perf_counter() - started, False, []), energy
 
 
 def _retrieve_whole(frame, target, settings, *, reference=None, initial_signal=None, progress=None, cancel=None,
@@ -983,8 +1003,10 @@ def _retrieve_whole(frame, target, settings, *, reference=None, initial_signal=N
                 initial_phases = initial_phase(magnitudes, settings.init, reference=reference, seed=settings.seed,
                                                new_content_db=new_content_db)
                 del magnitudes
+        check_interrupt()
         run = _Run(target, iterations, progress, cancel, progress_every, pinned, stop_gain_db=settings.stop_gain_db,
                    stop_window=settings.stop_window, deadline=deadline)
+        check_interrupt()
         run.start = started
         phase = None
         if initial_signal is None:
@@ -1031,6 +1053,7 @@ def _retrieve(frame, target, settings, run: _Run, initial_signal, cancel, phase)
                 )
             phase = [torch.sgn(p) for p in run.analyse(signal)]
         start_signal = run.synthesise(run.magnitudes_with(phase))
+        check_interrupt()
         run.start_db = run.record_parts(start_signal, run.analyse(start_signal))
     if run.iterations and run.deadline is not None and time.perf_counter() > run.deadline:
         run.iterations = 0  # out of time before the first iteration: the warm start it is
@@ -1362,6 +1385,7 @@ def rerender_spans(
     cancel: CancelToken | None = None,
     local_reference: Callable[[Coefficients], Coefficients] | None = None,
     only_scaling: Callable[[float, float], bool] | None = None,
+    local_start: Callable[[Coefficients], Coefficients] | None = None,
     keep_partial: bool = True,
 ) -> RetrievalResult:
     """Re-invert only the time spans an edit touched and splice them into the source.
@@ -1403,6 +1427,11 @@ def rerender_spans(
         rule of ``settings`` applies. Elsewhere (and without it) every iteration runs:
         new content keeps improving where a scaled span has converged (measured in the
         docs' rendering chapter).
+    local_start : callable, optional
+        For spans that only scale: a window's analysis -> the complex coefficients of
+        its warm start (the target magnitudes on the analysis's phase, e.g.
+        ``apply_edits(c, edits, keep_phase=True)``). A span that takes no iterations
+        then synthesises it directly, with no magnitudes or phases formed.
     keep_partial : bool
         What a cancel does: True returns the spans finished and the cancelled span's
         best so far; False raises :class:`RenderCancelled` as soon as it is seen.
@@ -1477,18 +1506,25 @@ def rerender_spans(
             local.offset = w_lo
             analysis_s = time.perf_counter() - analysed
             report(RetrievalProgress(0, settings.iterations, math.nan, math.nan, 0.0, math.nan, "analysing", 0.5))
-            target = local_target(local)
-            start_from = local if local_reference is None else local_reference(local)
-            del local
             scaling = only_scaling is not None and only_scaling(lo / sr, hi / sr)
             span_settings = settings if scaling else replace(settings, stop_gain_db=0.0)
             over_budget = deadline is not None and time.perf_counter() + SETUP_ANALYSES * analysis_s > deadline
             if over_budget and settings.iterations:
                 # The iterations' set-up alone would run past the budget: the warm start it is.
                 span_settings = replace(span_settings, iterations=0)
-            result = retrieve(frame, target, span_settings, reference=start_from, progress=report, cancel=cancel,
-                              deadline=deadline, new_content_db=math.inf if scaling else None)
-            del start_from
+            if scaling and local_start is not None and span_settings.iterations == 0:
+                start = local_start(local)
+                del local
+                result, reference = _scaled_warm_start(frame, start, report)
+            else:
+                target = local_target(local)
+                start_from = local if local_reference is None else local_reference(local)
+                del local
+                result = retrieve(frame, target, span_settings, reference=start_from, progress=report,
+                                  cancel=cancel, deadline=deadline, new_content_db=math.inf if scaling else None)
+                del start_from
+                reference = float(sum((g**2).sum() for g in target.groups))
+                del target
             if result.cancelled:
                 check()
             done = max(done, result.iterations)
@@ -1497,8 +1533,6 @@ def rerender_spans(
             history.extend(result.history)
             rendered = result.signal
             error_db = result.spectral_convergence_db
-            reference = float(sum((g**2).sum() for g in target.groups))
-            del target
             errors += 10 ** (error_db / 10) * reference
             references += reference
             # Splice: pure render over [lo + fade, hi - fade], ramps over the outer margins.
