@@ -11,7 +11,11 @@ per check:
    memory;
 4. issue 3's GPU target: the 3.5-minute generated stereo song, 100 iterations (FGLA, as
    ``scalgui bench invert`` times it, PGHI start included; ADMM too), target under 5 s;
-5. ``scalgui invert --device cuda`` on a short file: the report names the GPU.
+5. ``scalgui invert --device cuda`` on a short file: the report names the GPU;
+6. issue 21's GPU targets: on the 3.5-minute generated stereo song, the editor's render
+   (``Document.render`` with ``DEFAULT_RENDER``) of a band -30 dB edit over the whole song
+   and of a partial painted over the whole song, each timed after a warm-up render, with
+   the fixed 32-iteration render beside them; target under 1 s each.
 
 Exits 1 if a check fails (after running the rest), 2 without CUDA. ``--cpu`` runs the
 same checks with the CPU standing in for the GPU (and a 20 s song): a rehearsal, so that
@@ -132,6 +136,37 @@ def _cli_on_cuda() -> dict:
             data.get("spectral_convergence_db"), "ok": code == 0 and str(data.get("device", "")).startswith(DEVICE)}
 
 
+RENDER_TARGET_S = 1.0
+
+
+def _render_targets() -> dict:
+    from scalgui.app.document import DEFAULT_RENDER, FIXED_RENDER, Document
+    from scalgui.bench.editor import make_sound
+    from scalgui.dsp.edits import Band, Edit, Rectangle, Stroke
+
+    seconds = SONG_SECONDS if DEVICE == "cuda" else REHEARSAL_SONG_SECONDS
+    doc = Document.from_samples(make_sound(seconds), 44100, device=DEVICE)
+    doc.push(Edit(Rectangle(1.0, 2.0, 300.0, 3000.0), "gain", -10.0))
+    doc.render()  # warm-up: plans, compiled kernels
+    edits = {"band -30 dB, whole song": Edit(Band(2000.0, 4000.0), "gain", -30.0),
+             "painted partial, whole song": Edit(Stroke(((0.0, 1000.0), (seconds, 2000.0)), radius_s=0.05,
+                                                        radius_oct=1 / 24), "paint", -20.0)}
+    rows = []
+    for name, edit in edits.items():
+        for label, settings in (("adaptive", DEFAULT_RENDER), ("fixed", FIXED_RENDER)):
+            doc.restore([edit])
+            _sync()
+            started = time.perf_counter()
+            result = doc.render(settings)
+            _sync()
+            rows.append({"edit": name, "settings": label, "seconds": time.perf_counter() - started,
+                         "iterations": result.iterations, "stopped": result.stopped,
+                         "spectral_convergence_db": result.spectral_convergence_db})
+    adaptive = [r for r in rows if r["settings"] == "adaptive"]
+    return {"rows": rows, "target_s": RENDER_TARGET_S, "met": all(r["seconds"] < RENDER_TARGET_S for r in adaptive),
+            "ok": all(np.isfinite(r["spectral_convergence_db"]) for r in rows)}
+
+
 def main(argv: list[str]) -> int:
     global DEVICE
     if "--cpu" in argv:
@@ -144,7 +179,7 @@ def main(argv: list[str]) -> int:
     report: dict = {"gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else "none (a rehearsal on the CPU)",
                     "torch": torch.__version__, "cpus": os.cpu_count()}
     checks = (("frame", _frame_agrees), ("retrieval", _retrieval_agrees), ("long_sound", _long_sound),
-              ("song_target", _song_target), ("cli", _cli_on_cuda))
+              ("song_target", _song_target), ("cli", _cli_on_cuda), ("render_targets", _render_targets))
     for name, check in checks:
         started = time.perf_counter()
         try:

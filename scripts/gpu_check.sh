@@ -36,5 +36,5 @@ nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 status=0
 timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu \
     tests/test_frame.py tests/test_signals.py tests/test_robustness.py 2>&1 | tee "$out/pytest_gpu.log" || status=1
-timeout 360 python3 scripts/gpu_check.py "$out/gpu_check.json" 2>&1 | tee "$out/gpu_check.log" || status=1
+timeout 480 python3 scripts/gpu_check.py "$out/gpu_check.json" 2>&1 | tee "$out/gpu_check.log" || status=1
 exit $status

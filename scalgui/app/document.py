@@ -728,6 +728,14 @@ class Document:
             local_start=local_start if base is samples else None,
         )
 
+    def prepare_render(self) -> None:
+        """Build the render frame's transform plans now, so that the first render does not
+        (on a long sound, seconds of its time). Thread-safe: a GUI calls it on a worker
+        when the first edit lands."""
+        frame = self.render_frame
+        n = frame.padded_length(self.frames)
+        frame._plan(frame.segment_length if n > frame.segment_length else n)
+
     def preview(
         self,
         span: tuple[float, float] | None = None,
