@@ -116,3 +116,16 @@ def test_the_warm_start_of_scaling_edits_scales_the_source_coefficients_themselv
     torch.testing.assert_close(direct.signal, general.signal, rtol=0, atol=1e-5)
     assert direct.spectral_convergence_db == pytest.approx(general.spectral_convergence_db, abs=0.01)
     assert magnitudes.groups[0].dtype == torch.float32
+
+
+def test_spans_near_the_focus_render_first_and_arrive_final_before_the_end():
+    doc = Document.from_samples(signals.example_sound(SR), SR, settings=FrameSettings(SR, 12, fmin=50.0),
+                                device="cpu")
+    doc.push(Edit(Rectangle(0.5, 0.7, 500.0, 2000.0), "gain", -20.0))
+    doc.push(Edit(Rectangle(4.8, 5.0, 500.0, 2000.0), "erase"))
+    drafts = []
+    doc.render(DEFAULT_RENDER, focus_s=5.5, draft=lambda start_s, samples: drafts.append((start_s, samples)))
+    assert [start < 3.0 for start, _ in drafts] == [False, True]  # the focus's span first
+    for start_s, samples in drafts:  # each draft is final: what the render holds there
+        lo = int(round(start_s * SR))
+        assert np.array_equal(samples, doc.rendered[:, lo : lo + samples.shape[1]])

@@ -634,6 +634,8 @@ class Document:
         progress: Callable[[RetrievalProgress], None] | None = None,
         cancel: CancelToken | None = None,
         keep_partial: bool = False,
+        focus_s: float | None = None,
+        draft: Callable[[float, np.ndarray], None] | None = None,
     ) -> RetrievalResult:
         """Resynthesise the spans the edits touched since the last render.
 
@@ -648,6 +650,12 @@ class Document:
         ``cancelled`` and the previous render and the pending spans stay as they were.
         With ``keep_partial`` a cancelled render keeps what it finished and leaves the
         spans pending.
+
+        Progressive: the spans nearest ``focus_s`` seconds (what the user looks at or
+        plays) render first, and ``draft(start_s, samples)`` receives each span as soon
+        as it is final (float32 ``[channels, frames]`` from ``start_s`` seconds, the
+        render chain not applied), so that playback can start before the render ends.
+        The document itself changes only when the whole render is done.
         """
         settings = settings or self.retrieval_settings
         with self._lock:
@@ -661,7 +669,8 @@ class Document:
             return RetrievalResult(signal, -math.inf, 0, 0.0, False, [])
         started = time.perf_counter()
         try:
-            result = self._rerender(frame, base, samples, spans, edits, settings, progress, cancel, keep_partial)
+            result = self._rerender(frame, base, samples, spans, edits, settings, progress, cancel, keep_partial,
+                                    focus_s=focus_s, draft=draft)
         except RenderCancelled:
             return RetrievalResult(torch.from_numpy(base), math.nan, 0, time.perf_counter() - started, True, [],
                                    stopped="cancelled")
@@ -697,7 +706,8 @@ class Document:
         return result
 
     @staticmethod
-    def _rerender(frame, base, samples, spans, edits, settings, progress, cancel, keep_partial) -> RetrievalResult:
+    def _rerender(frame, base, samples, spans, edits, settings, progress, cancel, keep_partial, *, focus_s=None,
+                  draft=None) -> RetrievalResult:
         targets = edit_list_targets(frame, samples, edits)  # plugin edits see the whole sound
 
         def local_target(window: Coefficients) -> Coefficients:
@@ -726,6 +736,9 @@ class Document:
             only_scaling=only_scaling, keep_partial=keep_partial,
             # The first render's warm start scales the source's own coefficients.
             local_start=local_start if base is samples else None,
+            focus=focus_s,
+            on_span=None if draft is None else lambda lo, hi, signal: draft(
+                lo / frame.sample_rate, signal[..., lo:hi].detach().to("cpu", torch.float32).numpy().copy()),
         )
 
     def prepare_render(self) -> None:

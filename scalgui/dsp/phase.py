@@ -1384,6 +1384,8 @@ def rerender_spans(
     only_scaling: Callable[[float, float], bool] | None = None,
     local_start: Callable[[Coefficients], Coefficients] | None = None,
     keep_partial: bool = True,
+    focus: float | None = None,
+    on_span: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> RetrievalResult:
     """Re-invert only the time spans an edit touched and splice them into the source.
 
@@ -1432,6 +1434,12 @@ def rerender_spans(
     keep_partial : bool
         What a cancel does: True returns the spans finished and the cancelled span's
         best so far; False raises :class:`RenderCancelled` as soon as it is seen.
+    focus : float, optional
+        Seconds: the spans are rendered nearest this time first (what the user looks at
+        or plays), instead of in time order.
+    on_span : callable, optional
+        ``on_span(lo, hi, signal)`` after each span is spliced in: samples ``lo:hi`` of
+        ``signal`` (the whole signal so far, not to be kept: it changes) are final.
 
     Returns
     -------
@@ -1443,6 +1451,9 @@ def rerender_spans(
     n = source.shape[-1]
     reach = frame.pad
     ranges = _merge_spans(spans, reach, frame.sample_rate, n)
+    if focus is not None:
+        at = focus * frame.sample_rate
+        ranges.sort(key=lambda r: 0 if r[0] <= at < r[1] else min(abs(r[0] - at), abs(r[1] - at)))
     out = source.clone()
     started = time.perf_counter()
     deadline = started + settings.budget_s if settings.budget_s > 0 else None
@@ -1549,6 +1560,8 @@ def rerender_spans(
             if result.cancelled:
                 cancelled = True
                 break
+            if on_span is not None:
+                on_span(lo, hi, out)
     total_db = convergence_db(errors, references) if references else -math.inf
     return RetrievalResult(
         signal=out,
