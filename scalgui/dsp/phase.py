@@ -606,8 +606,9 @@ class _Run:
         self.stop_window = stop_window
         self.deadline = deadline
         self.best_history: list[float] = []  # the best so far after each iteration
+        self.start_db = math.inf  # the start's convergence: the stopping rule's iteration 0
         self.stopped = "iterations"
-        self.iterating_since = None  # set when the first iteration starts
+        self.begin()
         self.last_iteration_s = 0.0
 
     def parts(self, coeffs: Coefficients) -> list[torch.Tensor]:
@@ -695,8 +696,6 @@ class _Run:
     def step(self, db: float, loss: float) -> bool:
         """Count one iteration; return True to stop (cancelled, converged or out of time)."""
         now = time.perf_counter()
-        if self.iterating_since is None:
-            self.iterating_since = self.last_mark = self.start
         self.last_iteration_s, self.last_mark = now - self.last_mark, now
         self.done += 1
         self.history.append(db)
@@ -1461,7 +1460,7 @@ def rerender_spans(
     errors, references = 0.0, 0.0
     done = 0
     cancelled = False
-    stopped = "iterations"
+    reasons: set[str] = set()  # why each span's iterations ended
     sr = frame.sample_rate
     sizes = [hi - lo for lo, hi in ranges]
     total = max(sum(sizes), 1)
@@ -1536,26 +1535,11 @@ def rerender_spans(
             if result.cancelled:
                 check()
             done = max(done, result.iterations)
-            if stopped == "iterations" or result.stopped == "cancelled":
-                stopped = "budget" if over_budget and settings.iterations else result.stopped
+            reasons.add("budget" if over_budget and settings.iterations else result.stopped)
             history.extend(result.history)
-            rendered = result.signal
-            error_db = result.spectral_convergence_db
-            errors += 10 ** (error_db / 10) * reference
+            errors += 10 ** (result.spectral_convergence_db / 10) * reference
             references += reference
-            # Splice: pure render over [lo + fade, hi - fade], ramps over the outer margins.
-            fade = max((hi - lo) // 2 - 1, 0) if hi - lo < reach else reach // 2
-            inner_lo = lo + fade if lo > 0 else lo
-            inner_hi = hi - fade if hi < n else hi
-            out[..., inner_lo:inner_hi] = rendered[..., inner_lo - w_lo : inner_hi - w_lo]
-            if inner_lo > lo:
-                ramp = _fade(inner_lo - lo, frame.dtype, frame.device)
-                seg = slice(lo, inner_lo)
-                out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., lo - w_lo : inner_lo - w_lo] * ramp
-            if hi > inner_hi:
-                ramp = _fade(hi - inner_hi, frame.dtype, frame.device).flip(0)
-                seg = slice(inner_hi, hi)
-                out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., inner_hi - w_lo : hi - w_lo] * ramp
+            _splice_span(out, source, result.signal, lo, hi, w_lo, reach)
             span_seconds.append(time.perf_counter() - span_started)
             if result.cancelled:
                 cancelled = True
@@ -1570,5 +1554,26 @@ def rerender_spans(
         seconds=time.perf_counter() - started,
         cancelled=cancelled,
         history=history,
-        stopped=stopped,
+        # What ended the render, the most telling first.
+        stopped=next((r for r in ("cancelled", "budget", "converged") if r in reasons), "iterations"),
     )
+
+
+def _splice_span(out: torch.Tensor, source: torch.Tensor, rendered: torch.Tensor, lo: int, hi: int, w_lo: int,
+                 reach: int) -> None:
+    """Write a re-rendered span ``lo:hi`` (``rendered`` starts at sample ``w_lo``) into
+    ``out``: the render itself over ``[lo + fade, hi - fade]``, cross-faded with
+    ``source`` over the outer margins."""
+    n = out.shape[-1]
+    fade = max((hi - lo) // 2 - 1, 0) if hi - lo < reach else reach // 2
+    inner_lo = lo + fade if lo > 0 else lo
+    inner_hi = hi - fade if hi < n else hi
+    out[..., inner_lo:inner_hi] = rendered[..., inner_lo - w_lo : inner_hi - w_lo]
+    if inner_lo > lo:
+        ramp = _fade(inner_lo - lo, out.dtype, out.device)
+        seg = slice(lo, inner_lo)
+        out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., lo - w_lo : inner_lo - w_lo] * ramp
+    if hi > inner_hi:
+        ramp = _fade(hi - inner_hi, out.dtype, out.device).flip(0)
+        seg = slice(inner_hi, hi)
+        out[..., seg] = source[..., seg] * (1 - ramp) + rendered[..., inner_hi - w_lo : hi - w_lo] * ramp
