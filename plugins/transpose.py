@@ -63,4 +63,5 @@ PLUGIN = Plugin(
     ),
     process=process,
     blend=False,  # the content moves out of the selection: the plugin applies the weight itself
+    local=True,  # content moves across frequency at the same times
 )

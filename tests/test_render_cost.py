@@ -129,3 +129,37 @@ def test_spans_near_the_focus_render_first_and_arrive_final_before_the_end():
     for start_s, samples in drafts:  # each draft is final: what the render holds there
         lo = int(round(start_s * SR))
         assert np.array_equal(samples, doc.rendered[:, lo : lo + samples.shape[1]])
+
+
+def test_a_local_plugin_runs_on_the_rendered_window_and_gives_the_whole_sounds_target():
+    from scalgui.plugins import PluginEdit, default_registry, edit_list_targets
+
+    samples = signals.example_sound(SR)
+    frame = WaveletFrame(FrameSettings(SR, 12, fmin=50.0).for_retrieval(), device="cpu")
+    transpose = default_registry().get("transpose")
+    assert transpose.local
+    edit = PluginEdit.create(transpose, {"semitones": 7.0}, Rectangle(2.0, 3.0, 200.0, 2000.0))
+    targets = edit_list_targets(frame, samples, [edit])
+    start = (int(1.0 * SR) // frame.max_hop) * frame.max_hop
+    window = frame.analyze(torch.from_numpy(samples[:, start : start + 4 * SR]))
+    window.offset = start
+    local = targets(window)  # the plugin on the window alone
+    whole = targets._replay()(window)  # the whole sound's replay, cut to the window
+    for g, (a, b) in enumerate(zip(local.groups, whole.groups)):
+        hop = frame.group_hops[g]
+        inner = slice(frame.context // hop, (4 * SR - frame.context) // hop)  # where the window is the whole
+        torch.testing.assert_close(a[..., inner], b[..., inner], rtol=1e-3, atol=1e-4 * float(b.max()))
+    changed = max(float((a - w.abs()).abs().max() / w.abs().max()) for a, w in zip(local.groups, window.groups))
+    assert changed > 0.1  # the transpose did move content
+
+
+def test_refine_renders_every_edited_span_again_without_the_budget():
+    doc = example_doc()
+    doc.push(Edit(Band(1000.0, 4000.0), "gain", -30.0))
+    quick = doc.render(replace(DEFAULT_RENDER, budget_s=1e-3))
+    assert quick.iterations == 0 and not doc.unrendered_edits
+    assert doc.render(DEFAULT_RENDER).iterations == 0  # nothing pending: nothing to do
+    refined = doc.render(replace(DEFAULT_RENDER, budget_s=1e-3), refine=True)
+    assert refined.iterations > 0 and refined.stopped in ("converged", "iterations")
+    assert refined.spectral_convergence_db < quick.spectral_convergence_db - 0.2
+    assert not doc.unrendered_edits

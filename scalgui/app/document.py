@@ -68,7 +68,7 @@ OVERVIEW_PICTURE_COLUMNS = OVERVIEW_WIDTH * len(LAYERS)
 
 #: Seconds a render may take before it starts no more iterations: past it the warm start
 #: (the edit's magnitudes on the previous render's phase) is refined no further.
-RENDER_BUDGET_S = 10.0
+RENDER_BUDGET_S = 4.0
 #: The editor's renders before the stopping rule and the budget: warm start from the source's phase, a fixed
 #: 32 FGLA iterations (kept as the baseline ``scalgui bench render`` compares with).
 FIXED_RENDER = RetrievalSettings(method="fgla", init="original", iterations=32)
@@ -636,6 +636,7 @@ class Document:
         keep_partial: bool = False,
         focus_s: float | None = None,
         draft: Callable[[float, np.ndarray], None] | None = None,
+        refine: bool = False,
     ) -> RetrievalResult:
         """Resynthesise the spans the edits touched since the last render.
 
@@ -656,11 +657,18 @@ class Document:
         as it is final (float32 ``[channels, frames]`` from ``start_s`` seconds, the
         render chain not applied), so that playback can start before the render ends.
         The document itself changes only when the whole render is done.
+
+        ``refine``: render every span the edits touch again, pending or not, from the
+        last render and with no time budget (the stopping rule still applies): what a
+        render that the budget cut short would have reached.
         """
         settings = settings or self.retrieval_settings
+        if refine:
+            settings = replace(settings, budget_s=0.0)
         with self._lock:
             base = self.rendered if self.rendered is not None else self.samples
-            spans = list(self._pending)
+            pending = list(self._pending)
+            spans = touched_spans(self._edits, self.duration) if refine else pending
             edits = list(self._edits)
             frame = self.render_frame
             samples = self.samples
@@ -694,7 +702,7 @@ class Document:
             else:
                 self._rendered_coefficients = None  # analysed when a picture or a band asks
             if not result.cancelled:
-                self._pending = [s for s in self._pending if s not in spans]
+                self._pending = [s for s in self._pending if s not in pending]
             self.unsaved = True
         if changed is None:
             self._overviews.forget("render")

@@ -191,6 +191,7 @@ class _ProgressReport:
         self.iterations = iterations
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.every = 1 if self.tty else max(1, math.ceil(iterations / 10))
+        self._stage = None
         self._bar = None
         if self.tty and iterations > 0:
             from tqdm import tqdm
@@ -199,7 +200,17 @@ class _ProgressReport:
                              bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
 
     def __call__(self, p) -> None:
+        if p.stage != "iterating":  # the set-up of the retrieval (or of a window of it)
+            if self._bar is not None:
+                self._bar.set_description_str(f"invert ({p.stage})")
+            elif p.stage != self._stage:
+                print(f"invert: {p.stage}…", file=sys.stderr, flush=True)
+            self._stage = p.stage
+            return
+        self._stage = p.stage
         if self._bar is not None:
+            if self._bar.desc != "invert":
+                self._bar.set_description_str("invert")
             if self._bar.total != p.iterations:  # a long sound retrieved in windows
                 self._bar.total = p.iterations
             self._bar.n = p.iteration

@@ -153,8 +153,15 @@ class _RenderProgress:
 
     def __init__(self, iterations: int) -> None:
         self.every = max(1, math.ceil(iterations / 10))
+        self.stage = None
 
     def __call__(self, p) -> None:
+        if p.stage != "iterating":
+            if p.stage != self.stage:  # a stage is said once, however often it reports
+                print(f"apply: render: {p.stage}…", file=sys.stderr, flush=True)
+            self.stage = p.stage
+            return
+        self.stage = p.stage
         if p.iteration % self.every == 0 or p.iteration == p.iterations:
             print(f"apply: render iteration {p.iteration}/{p.iterations}, SC {p.spectral_convergence_db:.1f} dB",
                   file=sys.stderr, flush=True)

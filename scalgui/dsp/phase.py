@@ -487,6 +487,7 @@ def _known_and_new(target: Coefficients, reference: Coefficients, new_content_db
     ratio = 10 ** ((NEW_CONTENT_DB if new_content_db is None else new_content_db) / 20)
     known, new = [], []
     for t, r in zip(target.groups, reference.groups):
+        check_interrupt()  # a long window's groups take seconds together
         m = r.abs()  # one group's moduli at a time: a long window's are hundreds of MB
         known.append(r / m.clamp_min(1e-30) * (m > 0) + (m == 0))
         new.append(t > m * ratio)

@@ -393,6 +393,12 @@ class Plugin:
         plugin changes nothing outside the selection. False: the result is used as it is;
         the plugin applies ``ctx.weight`` itself (e.g. transpose moves the selection's
         content to where the selection is not).
+    local : bool
+        True: what ``process`` makes at each moment depends only on the magnitudes at
+        that moment (as when content moves across frequency, keeping its times). A
+        render then runs it on the window around each span it re-renders instead of on
+        the whole sound. False (default) for a plugin that reads other times: a noise
+        profile, a frozen moment, the surroundings of a gap. Not with an ``audio`` step.
     version : str
         The plugin's own version, shown in listings.
     source : str
@@ -411,6 +417,7 @@ class Plugin:
     process: ProcessFn | None = None
     audio: AudioFn | None = None
     blend: bool = True
+    local: bool = False
     version: str = "1.0"
     source: str = field(default="", compare=False)
 
@@ -440,6 +447,10 @@ class Plugin:
                 raise ValueError(f"plugin {self.name!r}: {what} must be callable, got {type(fn).__name__}")
         if not isinstance(self.blend, bool):
             raise ValueError(f"plugin {self.name!r}: blend must be True or False")
+        if not isinstance(self.local, bool):
+            raise ValueError(f"plugin {self.name!r}: local must be True or False")
+        if self.local and self.audio is not None:
+            raise ValueError(f"plugin {self.name!r}: an audio step hears the whole sound: it cannot be local")
 
     def param(self, name: str) -> Param:
         """The declared parameter ``name`` (``KeyError`` naming the known ones otherwise)."""

@@ -289,8 +289,9 @@ class WindowTargets:
     :func:`~scalgui.dsp.phase.rerender_spans` (made by :func:`edit_list_targets`).
 
     Calling it with a window's analysis of the *source* (its ``offset`` placing it in the
-    sound) gives the window's target magnitudes. Without plugin edits the edits are
-    rasterised on the window alone (cheap). With plugin edits the whole sound is analysed
+    sound) gives the window's target magnitudes. Without plugin edits, or with plugins
+    that are all :attr:`~scalgui.plugins.api.Plugin.local`, the edits are applied to the
+    window alone (cheap). With other plugin edits the whole sound is analysed
     and edited once, on first use, because plugins need the whole sound (a noise
     profile, a frozen moment, a reference region elsewhere); each window then gets its
     own magnitudes plus what the edits changed there
@@ -322,7 +323,17 @@ class WindowTargets:
     def __call__(self, window: Coefficients) -> Coefficients:
         if not self._plugin_edits:
             return apply_edits(window, self.edits)
+        if self._all_local():
+            return apply_edit_list(window, self.edits, registry=self.registry, errors=self.errors)
         return self._replay()(window)
+
+    def _all_local(self) -> bool:
+        """Whether every plugin edit's plugin is local (one that cannot be found is not:
+        the whole sound's replay reports it)."""
+        try:
+            return all(_resolve(e, self.registry).local for e in self.edits if isinstance(e, PluginEdit))
+        except PluginError:  # an unknown plugin: the replay warns or raises as asked
+            return False
 
     def reference(self, local: Coefficients) -> Coefficients:
         """The coefficients to warm-start a window from, given its analysis ``local`` of
