@@ -384,3 +384,16 @@ def test_the_guides_python_api_example_runs(tmp_path, monkeypatch):
     assert back.rendered is not None and not back.unrendered_edits
     assert (tmp_path / "take-edited.flac").exists()
     assert math.isclose(back.duration, 1.6)
+
+
+def test_a_project_saved_with_the_old_fixed_render_opens_with_the_editors_render(take, tmp_path):
+    from scalgui.app.document import DEFAULT_RENDER, FIXED_RENDER
+
+    doc = _doc(take)
+    doc.push(Edit(Rectangle(0.3, 0.6, 300, 3000), "gain", -20))
+    doc.retrieval_settings = FIXED_RENDER  # what every project saved before the stopping rule holds
+    old = Document.open_project(doc.save_project(tmp_path / "old.scalproj"), device="cpu")
+    assert old.retrieval_settings == DEFAULT_RENDER
+    doc.retrieval_settings = RetrievalSettings(method="fgla", init="original", iterations=32, momentum=0.9)
+    own = Document.open_project(doc.save_project(tmp_path / "own.scalproj"), device="cpu")
+    assert own.retrieval_settings == doc.retrieval_settings  # the user's own settings stay

@@ -12,6 +12,7 @@ from PyQt6.QtWidgets import QFileDialog
 
 from scalgui.app.document import Document
 from scalgui.audio import load_audio
+from scalgui.dsp import signals
 from scalgui.dsp.edits import Edit, Rectangle
 from scalgui.dsp.phase import RetrievalSettings
 from scalgui.ui.main_window import MainWindow
@@ -158,8 +159,9 @@ def test_export_round_trip(qtbot, window, tmp_path, monkeypatch):
     w.apply_edit(Edit(RECT, "gain", -20.0))
     out = tmp_path / "out.flac"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "FLAC (*.flac)"))
-    w.export_action.trigger()  # renders the pending edit in the worker first, then writes
+    w.export_action.trigger()
     w.export_options_dialog.accept()
+    qtbot.mouseClick(w.pending_export.render_button, Qt.MouseButton.LeftButton)  # render, then write
     qtbot.waitUntil(out.exists, timeout=60000)
     doc = w.document
     audio = load_audio(out)
@@ -189,3 +191,50 @@ def test_closing_with_unrendered_edits_asks_first(qtbot, window, monkeypatch):
     monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
     w.close()
     assert not w.isVisible()
+
+
+def test_the_spans_in_view_render_first_and_play_before_the_render_ends(qtbot, window, monkeypatch):
+    w = window
+    w.set_document(Document.from_samples(signals.example_sound(22050), 22050, device="cpu"))
+    wait_for_picture(qtbot, w.view)
+    doc = w.document
+    w.apply_edit(Edit(Rectangle(2.6, 2.8, 500.0, 2000.0), "gain", -20.0))
+    assert w.start_render()
+    qtbot.waitUntil(lambda: not w.rendering, timeout=60000)
+    w.transport.b_action.trigger()  # listening to the render
+    assert w.transport.b_action.isChecked()
+    before = doc.rendered.copy()
+    w.apply_edit(Edit(Rectangle(0.5, 0.7, 500.0, 2000.0), "gain", -20.0))
+    w.apply_edit(Edit(Rectangle(4.8, 5.0, 500.0, 2000.0), "gain", -20.0))
+    w.view.show_time_range(4.0, 6.0)  # the second edit is in view: it renders first
+    drafts, played = [], []
+    monkeypatch.setattr(w.player, "set_audio", lambda samples, rate=None: played.append(samples))
+    original = w._render_draft
+    monkeypatch.setattr(w, "_render_draft", lambda d: (drafts.append((d.start_s, w.rendering)), original(d)))
+    assert w.start_render()
+    qtbot.waitUntil(lambda: not w.rendering, timeout=60000)
+    assert len(drafts) == 2 and all(during for _, during in drafts)
+    assert drafts[0][0] > 3.0 > drafts[1][0]  # nearest the view first
+    # B played the first finished span while the render still ran, then the render.
+    second, first = (slice(int(t * doc.sample_rate), int(t * doc.sample_rate) + 200) for t in (4.9, 0.6))
+    halfway = [p for p in played if p is not None and not np.array_equal(p[:, second], before[:, second])
+               and np.array_equal(p[:, first], before[:, first])]
+    assert halfway  # the span in view, rendered, and the other one not yet
+    assert np.array_equal(played[-1], doc.rendered)
+
+
+def test_refine_render_from_the_keyboard(qtbot, window):
+    w = window
+    assert not w.refine_render_action.isEnabled()  # nothing rendered yet
+    w.apply_edit(Edit(RECT, "gain", -30.0))
+    w.document.retrieval_settings = RetrievalSettings(method="fgla", init="original", iterations=0)
+    qtbot.keyClick(w.view, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not w.rendering, timeout=60000)
+    first = w.last_render
+    assert first.iterations == 0 and w.refine_render_action.isEnabled()
+    w.document.retrieval_settings = RetrievalSettings(method="fgla", init="original", iterations=6)
+    qtbot.keyClick(w.view, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert w.rendering
+    qtbot.waitUntil(lambda: not w.rendering, timeout=60000)
+    assert w.last_render.iterations == 6
+    assert w.last_render.spectral_convergence_db < first.spectral_convergence_db

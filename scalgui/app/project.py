@@ -76,6 +76,7 @@ from ._archive import (
     read_npy_member,
 )
 from ._project_json import _settings_from_json, _settings_to_json, edit_from_json, edit_to_json
+from .document import DEFAULT_RENDER, FIXED_RENDER
 
 __all__ = [
     "FORMAT",
@@ -644,6 +645,10 @@ def _project_from_json(path: Path, version: int, data: dict) -> Project:
     if not isinstance(render, dict):
         raise ValueError("\"render\" must be an object")
     retrieval = _settings_from_json(RetrievalSettings, render.get("retrieval", {}), "render.retrieval")
+    if retrieval == FIXED_RENDER:
+        # The editor's default before renders stopped when iterations stop paying: a project
+        # saved with it renders as the editor does now (other settings are the user's own).
+        retrieval = DEFAULT_RENDER
     export = _export_from_json(render.get("export", {}))
     state = data.get("state", {})
     if not isinstance(state, dict):
@@ -742,6 +747,14 @@ def _embedded_flac(project: Project) -> tuple[np.ndarray, float]:
     return audio.samples, audio.sample_rate
 
 
+def _duration_text(seconds: float) -> str:
+    """``"3:30"`` (minutes and seconds) or ``"12.5 s"``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
 def open_project(
     path: str | os.PathLike,
     *,
@@ -751,6 +764,7 @@ def open_project(
     load_render: bool = True,
     device: str = "auto",
     bypass_untrusted: bool = False,
+    progress: Callable[[str, float | None], None] | None = None,
 ):
     """Open a project as a :class:`~scalgui.app.document.Document`.
 
@@ -778,6 +792,12 @@ def open_project(
         Open a project whose effect chains name VST3 plugins outside the trusted folders
         (:func:`scalgui.audio.vst3.is_trusted_vst3`) with those plugins bypassed (kept in
         the chain, never loaded) instead of refusing it.
+    progress : callable, optional
+        ``progress(stage, fraction)`` as opening goes: ``stage`` says in words what is
+        being done (reading the project, checking or reading the sound, analysing,
+        applying the source effects, restoring the edits), ``fraction`` (0 to 1) how much
+        of that stage is done, None where there is no share to tell. Called in the
+        opening thread.
 
     Raises
     ------
@@ -793,31 +813,43 @@ def open_project(
     from ..audio import load_audio
     from ..audio.vst3 import untrusted_vst3
 
+    def stage(text: str, fraction: float | None = None) -> None:
+        if progress is not None:
+            progress(text, fraction)
+
+    stage(f"Reading the project {Path(path).name}")
     project = read_project(path)
     chains = {p: project.chain(p) for p in PLACEMENTS}
     untrusted = untrusted_vst3(chains.values())
     if untrusted and not bypass_untrusted:
         raise UntrustedPluginsError(project.path, untrusted)
     chains = {p: chain.with_bypassed(untrusted) for p, chain in chains.items()}
-    file, exact = _find_source(project, source, verify, locate)
     info = project.source
+    name = info.path.name if info.path is not None else "the sound"
+    stage(f"Finding {name} and checking that it is the one saved")
+    file, exact = _find_source(project, source, verify, locate)
     if file is None:
+        stage(f"Reading {name} from the project")
         if info.embedded.endswith(".npy"):
             samples = project.read_array(info.embedded, shape=(info.channels, info.frames))
             rate = info.sample_rate
         else:
             samples, rate = _embedded_flac(project)
     else:
+        reading = f"Reading {file.name}"
+        stage(reading, 0.0)
         try:
-            audio = load_audio(file)
+            audio = load_audio(file, progress=lambda done, total: stage(reading, done / total if total else None))
         except AudioError as exc:
             raise ProjectError(project.path, f"its source cannot be loaded: {exc}") from None
         samples, rate = audio.samples, audio.sample_rate
     try:
         settings = settings_for_rate(project.settings, rate)
+        stage(f"Analysing {_duration_text(samples.shape[-1] / rate)} of sound")
         doc = Document(samples, rate, path=file, settings=settings, device=device)
-        for chain in chains.values():
+        for placement, chain in chains.items():
             if chain.effects:
+                stage(f"Applying the {placement} effects")
                 doc.set_effect_chain(chain)
     except EffectError as exc:
         raise ProjectError(project.path, f"effect chain: {exc}") from None
@@ -827,7 +859,9 @@ def open_project(
     doc.export_options = dict(project.export)
     rendered = None
     if load_render and exact and project.render:
+        stage("Reading the last render")
         rendered = project.read_array(project.render, shape=doc.samples.shape)
+    stage(f"Restoring {len(project.edits)} edit{'s' if len(project.edits) != 1 else ''}")
     doc.restore(project.edits, rendered=rendered, pending=project.pending if rendered is not None else None)
     doc.project_path = project.path
     doc.unsaved = False

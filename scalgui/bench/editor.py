@@ -10,6 +10,16 @@ Last, with the whole sound in view, ``--edits`` one-second rectangle edits are a
 through the window's undo stack at different places, then undone and redone, each timed
 until the picture of the new state (edit overlay included) is on screen: the cost of
 keeping the zoomed-out picture current after a local change.
+
+``--launch`` times the real program instead, from its launch: a generated stereo WAV of
+``--seconds`` is written, and ``python -m scalgui.cli FILE`` is started ``--runs`` times
+under the current display (``QT_QPA_PLATFORM`` as set, e.g. ``xcb`` under ``xvfb-run``;
+offscreen where there is no display). Each child logs when its window was shown, its
+sound set and its first picture on screen (the ``SCALGUI_FIRST_PICTURE_LOG`` variable of
+:mod:`scalgui.ui.app`), then quits; the table gives the median of each, in seconds from
+the launch, with the load average around the runs. ``--project`` also times a project of
+that sound with a whole-sound band edit and a 2 s rectangle, launched the same way.
+Settings, recent files and recovery go to a temporary folder, never the user's.
 """
 from __future__ import annotations
 
@@ -21,6 +31,7 @@ HELP = ("editor responsiveness: time to the first picture, redraw time when pann
         "picture refresh after a local edit, undo and redo (offscreen Qt)")
 
 FIRST_PICTURE_TARGET_S = 5.0
+LAUNCH_TARGET_S = 4.0  # from launch to the first picture, on screen
 REDRAW_TARGET_MS = 33.0  # screen rate
 SAMPLE_RATE = 44100
 
@@ -32,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zoom-steps", type=int, default=10, metavar="N", help="zoom steps (default 10)")
     parser.add_argument("--edits", type=int, default=4, metavar="N",
                         help="local edits (then as many undos and redos) timed on the whole-sound view (default 4)")
+    parser.add_argument("--launch", action="store_true",
+                        help="time the real program from its launch to its first picture, under the current display")
+    parser.add_argument("--runs", type=int, default=3, metavar="N", help="with --launch: launches of each file "
+                                                                        "(default 3; the median is reported)")
+    parser.add_argument("--project", action="store_true",
+                        help="with --launch: also launch on a project of the sound (a whole-sound band edit and a "
+                             "2 s rectangle)")
 
 
 def make_sound(seconds: float, sample_rate: int = SAMPLE_RATE):
@@ -85,7 +103,106 @@ def _timed_steps(app, view, steps) -> list[float]:
     return times
 
 
+#: What a launch logs, in order (see scalgui.ui.app.log_first_picture).
+LAUNCH_STAGES = (("window", "window shown"), ("document", "sound set on the window"),
+                 ("picture", "first picture on screen"), ("complete", "picture of the edited sound"))
+
+
+def launch_once(path, workdir, *, timeout_s: float = 180.0) -> dict:
+    """Start ``python -m scalgui.cli path`` and return the seconds from its launch to each
+    stage it logs (``window``, ``document``, ``picture``, ``complete``)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from scalgui.bench import child_environment
+    from scalgui.ui.app import FIRST_PICTURE_LOG
+
+    workdir = Path(workdir)
+    log_path = workdir / "first-picture.jsonl"
+    log_path.unlink(missing_ok=True)
+    env = child_environment()
+    # The user's settings, recent files and recovery folder stay untouched.
+    env.update({FIRST_PICTURE_LOG: str(log_path), "SCALGUI_CONFIG_DIR": str(workdir / "config"),
+                "SCALGUI_RECOVERY_DIR": str(workdir / "recovery"), "XDG_CONFIG_HOME": str(workdir / "xdg")})
+    launched = time.time()
+    result = subprocess.run([sys.executable, "-m", "scalgui.cli", str(path)], env=env, capture_output=True,
+                            text=True, timeout=timeout_s, check=False)
+    if result.returncode != 0 or not log_path.exists():
+        tail = (result.stderr or "").strip().splitlines()[-3:]
+        raise RuntimeError(f"the editor did not log its first picture (exit {result.returncode}): {' / '.join(tail)}")
+    times = json.loads(log_path.read_text(encoding="utf-8").splitlines()[-1])
+    return {key: times[key] - launched for key, _ in LAUNCH_STAGES if key in times}
+
+
+def _write_launch_files(seconds: float, folder, with_project: bool) -> list:
+    from pathlib import Path
+
+    from scalgui.audio import save_audio
+
+    folder = Path(folder)
+    sound = folder / f"song-{seconds:g}s.wav"
+    save_audio(sound, make_sound(seconds), SAMPLE_RATE, bit_depth=24)
+    files = [("sound", sound)]
+    if with_project:
+        from scalgui.app.document import Document
+        from scalgui.dsp.edits import Band, Edit, Rectangle
+
+        doc = Document.open(sound, device="cpu")
+        doc.push(Edit(Band(500.0, 2000.0), "gain", -30.0))
+        start = min(doc.duration / 2, max(doc.duration - 2.0, 0.0))
+        doc.push(Edit(Rectangle(start, min(start + 2.0, doc.duration), 300.0, 3000.0), "gain", -20.0))
+        files.append(("project", doc.save_project(folder / "song.scalproj")))
+        del doc
+    return files
+
+
+def run_launch(args: argparse.Namespace) -> int:
+    """``--launch``: the real program, timed from its launch (see the module's notes)."""
+    import platform
+    import statistics
+    import tempfile
+
+    from scalgui.bench import log, markdown_table
+
+    if not os.environ.get("QT_QPA_PLATFORM") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # no display to launch on
+    display = os.environ.get("QT_QPA_PLATFORM") or ("wayland" if os.environ.get("WAYLAND_DISPLAY") else "xcb")
+    seconds, runs = float(args.seconds), max(int(args.runs), 1)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="scalgui-launch-") as tmp:
+        log(f"writing {seconds:g} s of stereo sound at {SAMPLE_RATE} Hz")
+        files = _write_launch_files(seconds, tmp, bool(args.project))
+        load_before = os.getloadavg()
+        for kind, path in files:
+            measured = []
+            for k in range(runs):
+                times = launch_once(path, tmp)
+                log(f"{kind} launch {k + 1}/{runs}: " + ", ".join(f"{key} {v:.2f} s" for key, v in times.items()))
+                measured.append(times)
+            for key, label in LAUNCH_STAGES:
+                values = [m[key] for m in measured if key in m]
+                if not values or (key == "complete" and kind == "sound"):
+                    continue  # a sound without edits: its first picture is complete
+                median = statistics.median(values)
+                target = key == "picture"
+                rows.append([f"{kind}: {label}", f"{median:.2f}", " ".join(f"{v:.2f}" for v in values),
+                             f"< {LAUNCH_TARGET_S:g}" if target else "",
+                             ("PASS" if median < LAUNCH_TARGET_S else "MISS") if target else ""])
+        load_after = os.getloadavg()
+    print(f"## scalgui bench editor --launch: {seconds:g} s stereo, {SAMPLE_RATE} Hz, QT_QPA_PLATFORM={display}, "
+          f"{runs} launch(es) each, {platform.node()} ({os.cpu_count()} CPUs)\n")
+    print(markdown_table(["from launch (python -m scalgui.cli FILE)", "median s", "runs s", "target s", "result"],
+                         rows))
+    print(f"\nLoad average (1, 5, 15 min) before the runs: {', '.join(f'{v:.2f}' for v in load_before)}; "
+          f"after: {', '.join(f'{v:.2f}' for v in load_after)}.")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.launch:
+        return run_launch(args)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import tempfile
     from pathlib import Path

@@ -36,9 +36,11 @@ the host turns the current magnitudes into sound with the source's phase, runs t
 analyses the result with the same frame and hands those magnitudes on (to ``process`` when
 there is one).
 
-Plugins always see the whole sound, in whichever frame the host works on (the picture's
-frame for the target, the render frame for phase retrieval): keep them independent of the
+Plugins see the whole sound, in whichever frame the host works on (the picture's frame
+for the target, the render frame for phase retrieval): keep them independent of the
 number of voices and of the hop sizes by working in seconds and Hz through the context.
+A plugin whose result at each moment depends on that moment only (``local=True``, as
+transpose) is run by renders on the window around each span they re-render instead.
 Import heavy modules inside the functions, not at the top of the file: discovery imports
 every plugin file when the editor starts.
 

@@ -25,6 +25,8 @@ class ExportOptionsDialog(QDialog):
     quality : QComboBox or None
         Present for formats with a quality setting (Ogg, MP3: bitrate or VBR preset;
         FLAC: compression level); defaults to the format's ``default_quality``.
+    buttons : QDialogButtonBox
+        OK (export with these options) and Cancel.
     """
 
     def __init__(self, path: str | Path, parent: QWidget | None = None) -> None:
@@ -60,10 +62,10 @@ class ExportOptionsDialog(QDialog):
                     self.quality.setCurrentIndex(max(index, 0))
                 label = "Compression:" if not spec.lossy else "Quality:"
                 form.addRow(label, self.quality)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
 
     def options(self) -> dict:
         """``{"bit_depth": int | None, "quality": str | None}`` for ``Document.export``."""

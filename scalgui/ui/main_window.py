@@ -10,6 +10,8 @@ re-analysing and rendering run in worker threads, so the window never freezes.
 from __future__ import annotations
 
 import math
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
@@ -56,6 +58,14 @@ DB_RANGES = (60, 80, 90, 100, 120)
 MAX_RECENT = 8
 
 
+@dataclass(frozen=True)
+class _Draft:
+    """A span of a running render that is final: ``samples`` from ``start_s`` seconds."""
+
+    start_s: float
+    samples: object
+
+
 class MainWindow(QMainWindow):
     """The scalgui editor window.
 
@@ -80,6 +90,8 @@ class MainWindow(QMainWindow):
         self._render_job = None
         self._render_cancel = None
         self._after_render = None
+        self._render_prepared = None  # the document whose render plans are built
+        self._draft = None  # the running render's spans done so far, over the last render
         self._analysis_job = None
         self.last_render = None
         self._preview_job = None
@@ -272,8 +284,12 @@ class MainWindow(QMainWindow):
         render_menu = menu.addMenu("&Render")
         self.render_action = self._action("&Render", lambda: self.start_render(), "Ctrl+R",
                                           tip="Resynthesise the edited spans by phase retrieval")
+        self.refine_render_action = self._action(
+            "Re&fine Render", lambda: self.start_render(refine=True), "Ctrl+Shift+R",
+            tip="Render every edited span again from the last render, with no time budget")
         self.cancel_render_action = self._action("&Cancel Render", self.cancel_render)
         render_menu.addAction(self.render_action)
+        render_menu.addAction(self.refine_render_action)
         render_menu.addAction(self.cancel_render_action)
 
     def _connect(self) -> None:
@@ -316,21 +332,7 @@ class MainWindow(QMainWindow):
             return
         if not self._may_discard():
             return
-        path = Path(path)
-        if path.suffix.lower() == ".scalproj":  # a project: its own loader (issue 6)
-            self.projects.open(path)
-            return
-        self.statusBar().showMessage(f"Opening {path.name}…")
-
-        def job(_progress):
-            from scalgui.app.document import Document
-
-            return Document.open(path)
-
-        worker = Worker(job)
-        worker.finished.connect(lambda doc: self._opened(doc))
-        worker.failed.connect(lambda exc: self._open_failed(path, exc))
-        self._open_job = (worker, self._keep(start_worker(worker)))
+        self.projects.open_path(path)  # a sound or a project, with its progress on the view
 
     def _opened(self, doc) -> None:
         self._open_job = None
@@ -393,6 +395,10 @@ class MainWindow(QMainWindow):
         self.view.document_changed(kind)
         if kind == "edits" and self.rendering:
             self._edits_changed_while_rendering()
+        if kind == "edits" and self.document is not None and self._render_prepared is not self.document:
+            # The first edit: the render that follows it need not build its plans.
+            self._render_prepared = self.document
+            threading.Thread(target=self.document.prepare_render, name="scalgui-prepare-render", daemon=True).start()
         if kind == "render":
             self._update_player_audio()
         if kind == "effects":  # a source chain changes what A plays, a render chain what B plays
@@ -626,9 +632,12 @@ class MainWindow(QMainWindow):
         doc = self.document
         if doc is None:
             return None
-        use_render = self.transport.b_action.isChecked() and doc.rendered is not None
+        draft = getattr(self, "_draft", None)
+        use_render = self.transport.b_action.isChecked() and (doc.rendered is not None or draft is not None)
         samples = doc.rendered if use_render else doc.samples
-        if use_render and hasattr(doc, "output"):  # the render passes through the render effect chain
+        if use_render and draft is not None:
+            samples = draft  # a render under way: its spans done so far
+        elif use_render and hasattr(doc, "output"):  # the render passes through the render effect chain
             try:
                 samples = doc.output()
             except Exception as exc:  # noqa: BLE001 - a failing effect must not stop playback
@@ -871,9 +880,10 @@ class MainWindow(QMainWindow):
     def rendering(self) -> bool:
         return self._render_job is not None
 
-    def start_render(self, then=None) -> bool:
-        """Render the pending edits in a worker thread; ``then(result)`` runs once after
-        it, with a cancelled result when the render is cancelled."""
+    def start_render(self, then=None, *, refine: bool = False) -> bool:
+        """Render the pending edits in a worker thread (``refine``: every edited span, with
+        no time budget: see ``Document.render``); ``then(result)`` runs once after it, with
+        a cancelled result when the render is cancelled."""
         doc = self.document
         if doc is None or self._render_job is not None or self.analysing:
             return False
@@ -882,9 +892,20 @@ class MainWindow(QMainWindow):
         cancel = CancelToken()
         self._render_cancel = cancel
         self._after_render = then
+        self._draft = None
+        # What the user hears or looks at renders first, and is heard as soon as it is done.
+        if self.player.playing:
+            focus_s = self.player.position
+        else:
+            focus_s = sum(self.view.visible_range()) / 2
 
         def job(progress):
-            return doc.render(progress=progress, cancel=cancel)
+            def draft(start_s, samples):
+                progress(_Draft(start_s, samples))
+
+            # A draft would play without the render chain's effects: none while there are some.
+            with_draft = draft if not doc.effect_chain("render").active else None
+            return doc.render(progress=progress, cancel=cancel, focus_s=focus_s, draft=with_draft, refine=refine)
 
         worker = Worker(job)
         worker.progress.connect(lambda p, c=cancel: self._render_progress(p, c))
@@ -938,15 +959,34 @@ class MainWindow(QMainWindow):
     def _render_progress(self, p, cancel) -> None:
         if cancel is not self._render_cancel:
             return  # a render the window let go of
+        if isinstance(p, _Draft):
+            self._render_draft(p)
+            return
         if math.isfinite(p.fraction):
             self.render_progress.setValue(int(round(100 * p.fraction)))
         if p.stage == "iterating":
             self.convergence.add(p)
         self.render_label.setText(progress_text(p))
 
+    def _render_draft(self, draft) -> None:
+        """A span of the running render is final: B plays it from now on (with the rest as
+        it was), before the whole render ends."""
+        doc = self.document
+        # A new array each time: the player may be reading the last one on its own thread.
+        self._draft = (self._draft if self._draft is not None else
+                       doc.rendered if doc.rendered is not None else doc.samples).copy()
+        lo = int(round(draft.start_s * doc.sample_rate))
+        self._draft[:, lo : lo + draft.samples.shape[1]] = draft.samples
+        self.transport.b_action.setEnabled(True)
+        if self.transport.b_action.isChecked():
+            self._update_player_audio()
+
     def _render_done(self) -> None:
         self._render_job = None
         self._render_cancel = None
+        drafted, self._draft = self._draft is not None, None
+        if drafted:
+            self._update_player_audio()  # back to the render as it is (the new one, or the last)
         for widget in (self.render_label, self.render_progress, self.render_cancel_button):
             widget.setVisible(False)
         self._update_actions()
@@ -1009,30 +1049,27 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def export_to(self, path: str | Path, *, bit_depth: int | None = None, quality: str | None = None) -> None:
-        """Export to ``path`` (with ``bit_depth`` / ``quality``, None: the format's default):
-        render pending edits first (in the worker), then write."""
+        """Export to ``path`` (with ``bit_depth`` / ``quality``, None: the format's default).
+
+        With edits the last render does not include, asks first, without blocking: render
+        them and then write, write the last render, or cancel (see
+        :class:`~scalgui.ui.export_flow.PendingEditsExport`, kept as ``pending_export``).
+        """
         doc = self.document
         if doc is None:
             return
         path = Path(path)
         options = {"bit_depth": bit_depth, "quality": quality}
         if doc.unrendered_edits:
-            if self.rendering:
-                self.statusBar().showMessage("A render is running; export again when it has finished", 6000)
-                return
+            from .export_flow import PendingEditsExport
 
-            def then(result):
-                if result.cancelled:
-                    self.statusBar().showMessage("Export cancelled with the render", 6000)
-                else:
-                    self._write(path, **options)
-
-            self.start_render(then)
+            self.pending_export = PendingEditsExport(self, path, options)
             return
         self._write(path, **options)
 
     def _write(self, path: Path, clip: str = "error", *, bit_depth: int | None = None,
-               quality: str | None = None) -> None:
+               quality: str | None = None) -> bool:
+        """Write the last render (not rendering anything) to ``path``; whether it was written."""
         from scalgui.audio import AudioError, ClippingError
 
         doc = self.document
@@ -1040,15 +1077,16 @@ class MainWindow(QMainWindow):
             report = doc.export(path, clip=clip, render_first=False, bit_depth=bit_depth, quality=quality)
         except ClippingError as exc:
             if self.ask("Export would clip", f"{exc}\n\nNormalise the peak to -0.1 dBFS and export?"):
-                self._write(path, clip="normalize", bit_depth=bit_depth, quality=quality)
-            return
+                return self._write(path, clip="normalize", bit_depth=bit_depth, quality=quality)
+            return False
         except (AudioError, OSError, ValueError) as exc:
             self.show_error("Export failed", f"Could not write {path.name}.", str(exc))
-            return
+            return False
         bits = f", {report.bit_depth}-bit" if report.bit_depth else ""
         self.statusBar().showMessage(f"Exported {path.name} ({report.format}{bits}, peak {report.peak_dbfs:.1f} dBFS)",
                                      8000)
         self._update_title()
+        return True
 
     # ------------------------------------------------------------------ dialogs (patched in tests)
     def show_error(self, title: str, text: str, detail: str) -> None:
@@ -1078,6 +1116,8 @@ class MainWindow(QMainWindow):
         has_doc = self.document is not None
         self.export_action.setEnabled(has_doc and not self.analysing)
         self.render_action.setEnabled(has_doc and not self.rendering and not self.analysing)
+        self.refine_render_action.setEnabled(has_doc and not self.rendering and not self.analysing
+                                             and bool(self.document.edits) and self.document.rendered is not None)
         self.cancel_render_action.setEnabled(self.rendering)
         self.analysis_action.setEnabled(has_doc and not self.rendering and not self.analysing)
         rendered = has_doc and self.document.rendered is not None

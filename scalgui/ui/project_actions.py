@@ -16,9 +16,13 @@ this module only wires it to the window:
   left by an editor that crashed: Recover or Discard (or decide next time); the prompt
   says when the work is on the very file being opened, and work edited in place
   (``--edit-in-place``) goes back to writing to its file.
+- Opening, of a project or of a sound (:meth:`ProjectActions.open_path`), says on the view
+  what it is doing (reading, checking, analysing, restoring the edits) with a progress bar
+  until the picture is drawn.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QTimer
@@ -39,6 +43,42 @@ OPEN_FILTER = ("Sounds and projects (*.wav *.flac *.ogg *.mp3 *.aiff *.aif *.sca
 
 #: The intervals File > Project Options > Autosave offers, in minutes (0: off).
 AUTOSAVE_CHOICES_MIN = (1.0, 3.0, 5.0, 10.0, 0.0)
+
+
+def _is_project(path: Path) -> bool:
+    return path.suffix.lower() == ".scalproj"
+
+
+def _opening_job(path: str | Path, **options) -> Callable:
+    """The work of opening ``path``, a sound or a project (by its extension), for a thread:
+    ``job(progress)`` returns the Document and calls ``progress((stage, fraction))`` as it
+    goes (``fraction`` 0 to 1, or None where the stage has no share to tell). ``options``
+    go to :func:`~scalgui.app.project.open_project` (projects only)."""
+    path = Path(path)
+    if _is_project(path):
+        def open_a_project(progress):
+            from scalgui.app.project import open_project
+
+            return open_project(path, progress=lambda stage, fraction: progress((stage, fraction)), **options)
+
+        return open_a_project
+
+    def open_a_sound(progress):
+        from scalgui.app.document import Document
+
+        reading, analysing = f"Reading {path.name}", f"Analysing {path.name}"
+
+        def frames(done: int, total: int) -> None:
+            # The last report (done == total) ends decoding: the analysis follows at once.
+            if total and done >= total:
+                progress((analysing, None))
+            else:
+                progress((reading, done / total if total else None))
+
+        progress((reading, 0.0))
+        return Document.open(path, progress=frames)
+
+    return open_a_sound
 
 
 class ProjectActions(QObject):
@@ -187,6 +227,40 @@ class ProjectActions(QObject):
         return True
 
     # ------------------------------------------------------------------ opening
+    def open_path(self, path: str | Path) -> None:
+        """Open a sound or a project (by its extension) in a worker thread, saying on the view
+        what it is doing until its picture is drawn."""
+        if _is_project(Path(path)):
+            self.open(path)
+        else:
+            self.open_sound(path)
+
+    def open_sound(self, path: str | Path) -> None:
+        """Open the sound ``path`` in a worker thread, with its progress on the view."""
+        w, path = self.window, Path(path)
+        w.statusBar().showMessage(f"Opening {path.name}…")
+
+        def failed(exc: Exception) -> None:
+            w.view.clear_progress()
+            w._open_failed(path, exc)
+
+        self._start_opening(path, _opening_job(path), w._opened, failed)
+
+    def _start_opening(self, path: Path, job, finished, failed) -> None:
+        w = self.window
+        w.view.show_progress(f"Opening {path.name}…")
+        worker = Worker(job)
+        worker.progress.connect(self._opening_progress)
+        worker.finished.connect(finished)
+        worker.failed.connect(failed)
+        w._open_job = (worker, w._keep(start_worker(worker)))
+
+    def _opening_progress(self, report) -> None:
+        if self.window._open_job is None or not isinstance(report, tuple):
+            return
+        stage, fraction = report
+        self.window.view.show_progress(f"{stage}…", fraction)
+
     def open_dialog(self) -> None:
         doc = self.window.document
         start = str(doc.project_path.parent) if doc is not None and doc.project_path else ""
@@ -196,26 +270,23 @@ class ProjectActions(QObject):
 
     def open(self, path: str | Path, *, source: str | Path | None = None, verify: bool = True,
              recovery=None, bypass_untrusted: bool = False) -> None:
-        """Open project ``path`` in a worker thread (``recovery``: a
-        :class:`~scalgui.app.recovery.Recovery` to restore instead). A project naming VST3
-        plugins outside the trusted folders fails first; the user is then asked about each
-        (:meth:`_open_failed`), and it opens again with the refused ones bypassed."""
+        """Open project ``path`` in a worker thread, with its progress on the view
+        (``recovery``: a :class:`~scalgui.app.recovery.Recovery` to restore instead). A
+        project naming VST3 plugins outside the trusted folders fails first; the user is
+        then asked about each (:meth:`_open_failed`), and it opens again with the refused
+        ones bypassed."""
         w = self.window
         path = Path(path)
         w.statusBar().showMessage(f"Opening {path.name}…")
         options = {"source": source, "verify": verify, "bypass_untrusted": bypass_untrusted}
-
-        def job(_progress):
-            if recovery is not None:
+        if recovery is not None:
+            def job(progress):
+                progress((f"Recovering {recovery.title}", None))
                 return recovery.restore(**options)  # a Restored: see _recovered
-            from scalgui.app.project import open_project
-
-            return open_project(path, **options)
-
-        worker = Worker(job)
-        worker.finished.connect(lambda doc: self._opened(doc, path, recovery))
-        worker.failed.connect(lambda exc: self._open_failed(path, exc, recovery, options))
-        w._open_job = (worker, w._keep(start_worker(worker)))
+        else:
+            job = _opening_job(path, **options)
+        self._start_opening(path, job, lambda doc: self._opened(doc, path, recovery),
+                            lambda exc: self._open_failed(path, exc, recovery, options))
 
     def _opened(self, doc, path: Path, recovery) -> None:
         if recovery is not None:
@@ -233,6 +304,7 @@ class ProjectActions(QObject):
         w = self.window
         w._open_job = None
         w.statusBar().clearMessage()
+        w.view.clear_progress()
         if isinstance(exc, UntrustedPluginsError):
             where = f"the project '{recovery.title if recovery is not None else path.name}'"
             refused = [p for p in exc.plugins if not self.ask_trust_plugin(p, where)]

@@ -13,6 +13,14 @@ held: add to the pending selection; Alt or Ctrl: subtract from it), a middle dra
 pans. A click with the pan or a selection tool, or on the waveform, places the play
 cursor. Keys: ``+``/``-`` zoom, arrows pan, Home fits the whole sound, Enter applies the
 pending selection, Escape abandons a gesture or clears the selection.
+
+The view never shows blank axes without saying why: with no sound it says how to open
+one; while a sound is being opened the opener's stage and progress show over the plot
+(:meth:`ScalogramView.show_progress`); until the first picture is drawn it says so. The
+first picture of a freshly analysed sound with edits (or a render) is the source's, which
+costs what a bare file's costs, shown while the layer's own picture is drawn: the edited
+target of a long sound, drawn from scratch, costs several times more (every coefficient
+edited, then drawn from the edited magnitudes).
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QPointF, QRectF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import QFrame, QLabel, QProgressBar, QVBoxLayout
 
 from .freq_axis import LogFrequencyAxis
 from .picture import Picture, PictureRequest, band_extent, channel_mix, envelope
@@ -40,6 +49,9 @@ WHEEL_ZOOM_PER_NOTCH = 0.8  # view width factor for one wheel notch forward
 _OVERLAY_RGB = (120, 230, 255)
 _PLAYHEAD = QColor(255, 213, 79)
 _CURSOR = QColor(140, 220, 255, 200)
+#: What the view says when no sound is open.
+NO_SOUND_TEXT = "No sound open: File > Open (Ctrl+O), or drop a sound or project here"
+DRAWING_TEXT = "Drawing the scalogram…"
 
 
 def selection_op(modifiers) -> str:
@@ -144,6 +156,39 @@ class _OverviewViewBox(pg.ViewBox):
         ev.ignore()
 
 
+class _ProgressPanel(QFrame):
+    """A line of text and a progress bar over the plot (mouse events pass through it)."""
+
+    def __init__(self, parent) -> None:
+        super().__init__(parent)
+        self.setObjectName("progressPanel")
+        self.setStyleSheet("#progressPanel { background: rgba(21, 22, 26, 225); border: 1px solid #3b3d44; "
+                           "border-radius: 6px; }")
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 10, 14, 10)
+        self.label = QLabel("")
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setWordWrap(True)
+        self.bar = QProgressBar()
+        self.bar.setFixedWidth(280)
+        self.bar.setFixedHeight(14)
+        self.bar.setTextVisible(False)
+        layout.addWidget(self.label)
+        layout.addWidget(self.bar, alignment=Qt.AlignmentFlag.AlignHCenter)
+        self.hide()
+
+    def set_state(self, text: str, fraction: float | None, bar: bool) -> None:
+        self.label.setText(text)
+        self.bar.setVisible(bar)
+        if fraction is None:
+            self.bar.setRange(0, 0)  # busy: no share of the work to show
+        else:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(round(1000 * min(max(fraction, 0.0), 1.0)))
+        self.adjustSize()
+
+
 class ScalogramView(pg.GraphicsLayoutWidget):
     """The document's scalogram with tools, overlay and overview.
 
@@ -165,6 +210,8 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         A click asked for the play cursor at ``t_s`` seconds.
     statusMessage(str)
         Something to tell the user (e.g. a subtraction from an empty selection).
+    messageChanged(str)
+        The text said over the plot changed (opening, drawing, no sound); ``""``: none.
     """
 
     cursorMoved = pyqtSignal(float, float, float)
@@ -175,6 +222,7 @@ class ScalogramView(pg.GraphicsLayoutWidget):
     applyRequested = pyqtSignal()
     cursorPlaced = pyqtSignal(float)
     statusMessage = pyqtSignal(str)
+    messageChanged = pyqtSignal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -197,6 +245,11 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         self.editable = True
         self.picture: Picture | None = None
         self.tool: Tool = PanTool(ToolSettings())
+        self._progress: tuple[str, float | None] | None = None  # what an opener is doing
+        self._stand_in = False  # the next picture is the source's, standing in for the layer's own
+        self._standing_in = False  # the picture on screen is such a stand-in
+        self._failure: str | None = None
+        self._message = ""
 
         layout = self.ci
         layout.setContentsMargins(4, 6, 4, 4)
@@ -279,6 +332,9 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         self.selection = Selection(self)
         self._selection_overlay = SelectionOverlay(self)
         self.selection.changed.connect(self._selection_changed)
+        self.progress_panel = _ProgressPanel(self)
+        self.viewbox.sigResized.connect(self._place_message)
+        self._update_message()
 
     # ------------------------------------------------------------------ document
     @property
@@ -294,10 +350,15 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         self._revision += 1
         self._first_revision = self._revision  # pictures of an earlier document are dropped
         self.picture = None
+        self._progress = None  # the opener is done: drawing is what is left
+        self._failure = None
+        self._standing_in = False
+        self._stand_in = self._wants_stand_in()
         self.image.clear()
         self.overlay.clear()
         self.set_cursor_line(None)
         self.set_playhead(None)
+        self._update_message()
         if doc is None:
             self.overview_source.setData([], [])
             self.overview_render.setData([], [])
@@ -323,9 +384,21 @@ class ScalogramView(pg.GraphicsLayoutWidget):
                 y0, y1 = lo, hi  # whole range shown before (or nothing left of it): show all
             self.viewbox.setYRange(y0, y1, padding=0.0)
             self._selection_overlay.update(self.selection)
+            # Every picture is drawn again from the new analysis: the source's first.
+            self._stand_in = self._wants_stand_in()
         if kind in ("render", "analysis"):
             self._update_overview()
         self.refresh()
+
+    def _wants_stand_in(self) -> bool:
+        """Whether the next picture should be the source's: the layer's own needs more than
+        the analysis (the edited target, the render's analysis) and nothing is drawn yet."""
+        doc = self._doc
+        if doc is None or self._layer == "source":
+            return False
+        if self._layer == "target":
+            return bool(doc.edits)
+        return getattr(doc, "rendered", None) is not None
 
     def _update_extent(self) -> None:
         bands = self._doc.frame.bands
@@ -360,6 +433,9 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         self._layer = layer
         if (layer == "difference") != was_difference:
             self._apply_colours()
+        if self._standing_in and self.picture is not None and self.picture.request.layer == layer:
+            self._standing_in = False  # the stand-in is this layer's own picture
+            self._update_message()
         self.refresh()
 
     def _level_key(self) -> str:
@@ -454,6 +530,78 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         if not on:
             self._last_request = None
             self.refresh()
+
+    # ------------------------------------------------------------------ what the view says
+    def show_progress(self, text: str, fraction: float | None = None) -> None:
+        """Say over the plot what is being prepared (e.g. a sound being opened): ``text`` and a
+        progress bar at ``fraction`` (0 to 1; None: busy, no share to show). Shown until
+        :meth:`clear_progress` or the next :meth:`set_document`."""
+        self._progress = (str(text), None if fraction is None else float(fraction))
+        self._update_message()
+
+    def clear_progress(self) -> None:
+        """Stop saying what :meth:`show_progress` said (e.g. opening failed)."""
+        if self._progress is not None:
+            self._progress = None
+            self._update_message()
+
+    @property
+    def message(self) -> str:
+        """The text shown over the plot, ``""`` when none."""
+        return self._message
+
+    @property
+    def standing_in(self) -> bool:
+        """Whether the picture on screen is another layer's (the source's, first), shown while
+        the layer's own is drawn."""
+        return self._standing_in
+
+    def _stand_in_text(self) -> str:
+        if self._layer == "target" and self.picture is not None and self.picture.request.layer == "source":
+            count = len(self._doc.edits) if self._doc is not None else 0
+            return f"Drawing the {count} edit{'s' if count != 1 else ''} on the picture…"
+        names = {"target": "edited sound", "source": "source"}
+        return f"Drawing the {names.get(self._layer, self._layer)}…"
+
+    def _update_message(self) -> None:
+        """Show what the view is waiting for, or nothing when its picture is on screen."""
+        state = None  # (text, fraction, with a bar)
+        if self._progress is not None:
+            state = (*self._progress, True)
+        elif self._doc is None:
+            state = (NO_SOUND_TEXT, None, False)
+        elif self._failure and (self.picture is None or self._standing_in):
+            state = (self._failure, None, False)
+        elif self.picture is None:
+            state = (DRAWING_TEXT, None, True)
+        elif self._standing_in:
+            state = (self._stand_in_text(), None, True)
+        panel = self.progress_panel
+        if state is None:
+            panel.hide()
+        else:
+            panel.set_state(*state)
+            panel.show()
+            panel.raise_()
+            self._place_message()
+        text = "" if state is None else state[0]
+        if text != self._message:
+            self._message = text
+            self.messageChanged.emit(text)
+
+    def _place_message(self, *_) -> None:
+        """Centre the message over the plot; at its top while a picture is shown under it."""
+        panel = self.progress_panel
+        if panel.isHidden():
+            return
+        area = self.mapFromScene(self.viewbox.sceneBoundingRect()).boundingRect()
+        if area.width() < 10 or area.height() < 10:
+            area = self.rect()
+        panel.setMaximumWidth(max(area.width() - 20, 120))
+        panel.adjustSize()
+        x = area.center().x() - panel.width() // 2
+        y = area.top() + 12 if self.picture is not None else area.center().y() - panel.height() // 2
+        panel.move(max(x, 0), max(y, 0))
 
     # ------------------------------------------------------------------ tools
     def set_tool(self, tool: Tool) -> None:
@@ -626,6 +774,12 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         super().resizeEvent(ev)
         if hasattr(self, "_timer"):  # pyqtgraph resizes during construction
             self.refresh()
+        if hasattr(self, "progress_panel"):
+            self._place_message()
+
+    def showEvent(self, ev):
+        super().showEvent(ev)
+        self._place_message()  # laid out only now that it is shown
 
     def _range_changed(self, *_):
         x0, x1 = self.visible_range()
@@ -659,7 +813,8 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         height = int(min(max(round(h * dpr * (yb - ya) / (y1 - y0)), 1), 4096))
         return PictureRequest(
             start_s=t0, end_s=t1, y0=ya, y1=yb, width=width, height=height, channel=self._channel,
-            layer=self._layer, mask=self._overlay_on and bool(doc.edits), revision=self._revision,
+            layer="source" if self._stand_in else self._layer, mask=self._overlay_on and bool(doc.edits),
+            revision=self._revision,
         )
 
     def _request_picture(self) -> None:
@@ -676,6 +831,12 @@ class ScalogramView(pg.GraphicsLayoutWidget):
         if self._doc is None or r.revision < self._first_revision:
             return
         self.picture = picture
+        self._failure = None
+        # Another layer's picture (the source's standing in, or one asked for before the
+        # layer changed) is shown until the layer's own arrives.
+        self._standing_in = r.layer != self._layer
+        if self._stand_in and r.layer == "source":
+            self._stand_in = False  # shown: the next request asks for the layer's own picture
         if self._auto_levels and r.layer != "difference":
             top = float(np.nanmax(picture.db)) if picture.db.size else 0.0
             top = 5.0 * math.ceil(top / 5.0)
@@ -691,10 +852,15 @@ class ScalogramView(pg.GraphicsLayoutWidget):
             self.overlay.setVisible(True)
         else:
             self.overlay.setVisible(False)
+        self._update_message()
         self.pictureUpdated.emit(picture)
+        if self._standing_in:
+            self.refresh()
 
     def _picture_failed(self, exc: Exception) -> None:
         self._last_request = None
+        self._failure = f"Could not draw the scalogram: {exc}"
+        self._update_message()
         window = self.window()
         if hasattr(window, "statusBar"):
             window.statusBar().showMessage(f"could not draw the scalogram: {exc}", 8000)
