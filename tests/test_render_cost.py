@@ -144,6 +144,8 @@ def test_a_local_plugin_runs_on_the_rendered_window_and_gives_the_whole_sounds_t
     window = frame.analyze(torch.from_numpy(samples[:, start : start + 4 * SR]))
     window.offset = start
     local = targets(window)  # the plugin on the window alone
+    assert targets.reference(window) is window  # the warm start: the window's own analysis
+    assert targets._delta is None  # the whole sound was neither analysed nor edited
     whole = targets._replay()(window)  # the whole sound's replay, cut to the window
     for g, (a, b) in enumerate(zip(local.groups, whole.groups)):
         hop = frame.group_hops[g]

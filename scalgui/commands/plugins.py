@@ -32,6 +32,7 @@ from scalgui.cli import (
     _resolve_input,
     one_line_usage_errors,
 )
+from scalgui.commands import RenderProgress
 
 __all__ = ["APPLY_HELP", "LIST_HELP", "add_parser", "apply_file", "list_plugins", "parse_pair", "selection_from"]
 
@@ -148,25 +149,6 @@ def run_list(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- apply
 
 
-class _RenderProgress:
-    """A line on stderr about every tenth of each re-rendered window's iterations."""
-
-    def __init__(self, iterations: int) -> None:
-        self.every = max(1, math.ceil(iterations / 10))
-        self.stage = None
-
-    def __call__(self, p) -> None:
-        if p.stage != "iterating":
-            if p.stage != self.stage:  # a stage is said once, however often it reports
-                print(f"apply: render: {p.stage}…", file=sys.stderr, flush=True)
-            self.stage = p.stage
-            return
-        self.stage = p.stage
-        if p.iteration % self.every == 0 or p.iteration == p.iterations:
-            print(f"apply: render iteration {p.iteration}/{p.iterations}, SC {p.spectral_convergence_db:.1f} dB",
-                  file=sys.stderr, flush=True)
-
-
 def apply_file(args: argparse.Namespace, registry=None) -> dict:
     """Do what ``scalgui apply`` does; returns a summary (plugin, params, spans, timings).
 
@@ -218,7 +200,7 @@ def apply_file(args: argparse.Namespace, registry=None) -> dict:
         raise CommandError(_one_line(exc)) from None
     applied = time.perf_counter()
     render = DEFAULT_RENDER if args.iters is None else replace(DEFAULT_RENDER, iterations=args.iters)
-    progress = _RenderProgress(render.iterations)
+    progress = RenderProgress("apply", render.iterations)
     result = _retrieve_interruptibly(lambda cancel: doc.render(render, progress=progress, cancel=cancel))
     if result.cancelled:
         raise KeyboardInterrupt

@@ -33,6 +33,7 @@ from pathlib import Path
 from scalgui.cli import (
     BIT_DEPTHS,
     CLIP_POLICIES,
+    PROG,
     CommandError,
     _check_output,
     _one_line,
@@ -40,6 +41,7 @@ from scalgui.cli import (
     print_error,
     printable,
 )
+from scalgui.commands import RenderProgress
 from scalgui.commands.trust import add_allow_plugin_argument, allow_plugins, refuse_untrusted
 
 __all__ = ["HELP", "READ_EXTENSIONS", "add_arguments", "batch_files", "render_batch", "render_project",
@@ -197,12 +199,14 @@ def render_project(args: argparse.Namespace) -> dict:
     except ProjectError as exc:
         raise CommandError(str(exc)) from None
     failed = f"cannot render '{project_path}': "
+    if doc.path is not None and same_file(out, doc.path):  # refused before the render, not after it
+        raise CommandError(f"cannot write '{out}': it would overwrite the source; choose another output")
     _check_plugin_edits(project.edits, failed)
     options = _configure(doc, project, args)
     started = time.perf_counter()
     try:
         with _no_skipped_plugin_edits(failed):
-            result = doc.render()
+            result = doc.render(progress=RenderProgress(PROG, doc.retrieval_settings.iterations))
         report = _export(doc, out, options)
     except AudioError as exc:
         raise CommandError(str(exc)) from None

@@ -583,11 +583,14 @@ class _Run:
         self.block = None
         if compiled_loops_on(frame.device) and (one_block or fftw_block.iterates_whole(frame)):
             self.plan = frame.content_plan(n, target.pad_left, target.length)
+            check_interrupt()  # each step of a long window's set-up takes a second or more
             if fftw_block.available():
                 self.block = fftw_block.FftwBlock(frame, self.plan or frame._plan(n), target.batch_shape,
                                                   target.pad_left, target.length,
                                                   threads=1 if self.small else torch.get_num_threads())
+        check_interrupt()
         self.target_parts = self.parts(target)
+        check_interrupt()
         # A window's margins (FREE magnitudes) are left to what the frame makes of them.
         free = [t < 0 for t in self.target_parts]
         self.free = free if any(bool(f.any()) for f in free) else None

@@ -338,8 +338,8 @@ class WindowTargets:
     def reference(self, local: Coefficients) -> Coefficients:
         """The coefficients to warm-start a window from, given its analysis ``local`` of
         the signal being re-rendered."""
-        if not (AUDIO_STEP_WARM_START and self._plugin_edits):
-            return local
+        if not (AUDIO_STEP_WARM_START and self._plugin_edits) or self._all_local():
+            return local  # no audio step made sound (local plugins have none)
         self._replay()
         return local if self._reference is None else self._reference(local)
 
