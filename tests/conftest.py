@@ -203,6 +203,29 @@ def make_window(qtbot, tmp_path, monkeypatch, stereo_music, sample_rate):
 
 
 @pytest.fixture
+def empty_window(qtbot, tmp_path, monkeypatch):
+    """A shown editor window with nothing open, as the editor starts: questions answered
+    yes, error boxes collected in ``window.errors``, settings in a temporary file; the
+    document it ends with is closed, so nothing is left to confirm."""
+    import pyqtgraph as pg
+    from PyQt6.QtCore import QSettings
+
+    from scalgui.ui.main_window import MainWindow
+
+    pg.setConfigOptions(imageAxisOrder="row-major", mouseRateLimit=-1)  # no lost drag events
+    monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
+    monkeypatch.setattr(MainWindow, "show_error", lambda self, *args: self.errors.append(args))
+    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window.errors = []
+    qtbot.addWidget(window)
+    window.resize(1000, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.set_document(None)
+
+
+@pytest.fixture
 def silent_window(make_window):
     """An editor window on :func:`stereo_music` playing on the silent clock (see :func:`make_window`)."""
     return make_window(silent=True)

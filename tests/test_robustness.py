@@ -420,7 +420,8 @@ def test_a_cancelled_render_leaves_a_valid_signal_and_a_consistent_document(when
         progress = _CancelAfter(token, 1)
     else:
         progress = _CancelAfter(token, settings.iterations + 2)
-    result = doc.render(settings, progress=progress, cancel=token)
+    # What a cancelled render finished is kept only when asked for (by default nothing changes).
+    result = doc.render(settings, progress=progress, cancel=token, keep_partial=True)
     assert result.cancelled
     assert result.iterations <= (settings.iterations + 2 if when == "in the second span" else 1)
     assert doc.rendered.shape == x.shape and np.isfinite(doc.rendered).all()

@@ -4,32 +4,19 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-import pyqtgraph as pg
-from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QDialogButtonBox
 
 from scalgui.app.document import Document
 from scalgui.dsp.edits import Edit, Rectangle
-from scalgui.ui.main_window import MainWindow
 from scalgui.ui.testing import wait_for_picture
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, stereo_music, sample_rate):
-    pg.setConfigOptions(imageAxisOrder="row-major", mouseRateLimit=-1)
-    monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
-    errors = []
-    monkeypatch.setattr(MainWindow, "show_error", lambda self, *args: errors.append(args))
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.errors = errors
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
-    w.set_document(Document.from_samples(stereo_music[:, :sample_rate], sample_rate, device="cpu"))
-    wait_for_picture(qtbot, w.view)
-    yield w
-    w.set_document(None)
+def window(qtbot, empty_window, stereo_music, sample_rate):
+    empty_window.set_document(Document.from_samples(stereo_music[:, :sample_rate], sample_rate, device="cpu"))
+    wait_for_picture(qtbot, empty_window.view)
+    return empty_window
 
 
 def _ok(qtbot, dialog):

@@ -10,15 +10,13 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-import pyqtgraph as pg
-from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QApplication, QDialogButtonBox, QFileDialog
 
 from scalgui.app.document import Document
 from scalgui.audio import load_audio
 from scalgui.dsp.edits import Edit, Rectangle
 from scalgui.dsp.phase import RetrievalSettings
-from scalgui.ui.main_window import MainWindow
 from scalgui.ui.testing import wait_for_picture
 
 FIRST = Edit(Rectangle(0.2, 0.5, 1000.0, 4000.0), "gain", -30.0)
@@ -28,24 +26,14 @@ FLOAT_WAV = {"bit_depth": 32}  # bit-exact: the file must hold exactly what was 
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, stereo_music, sample_rate):
+def window(qtbot, empty_window, stereo_music, sample_rate):
     """A window on 1 s of the stereo example, rendering with a few iterations."""
-    pg.setConfigOptions(imageAxisOrder="row-major", mouseRateLimit=-1)
-    errors = []
-    monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
-    monkeypatch.setattr(MainWindow, "show_error", lambda self, *args: errors.append(args))
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.errors = errors
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
+    w = empty_window
     doc = Document.from_samples(stereo_music[:, :sample_rate], sample_rate, device="cpu")
     doc.retrieval_settings = QUICK
     w.set_document(doc)
     wait_for_picture(qtbot, w.view)
-    yield w
-    w.set_document(None)
+    return w
 
 
 def _click(qtbot, button) -> None:

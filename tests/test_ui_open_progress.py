@@ -8,14 +8,12 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-import pyqtgraph as pg
-from PyQt6.QtCore import QSettings, QTimer
+from PyQt6.QtCore import QTimer
 
 from scalgui.app.document import Document
 from scalgui.audio import save_audio
 from scalgui.dsp import signals
 from scalgui.dsp.edits import Band, Edit, Rectangle
-from scalgui.ui.main_window import MainWindow
 from scalgui.ui.project_actions import ProjectActions
 from scalgui.ui.scalogram_view import DRAWING_TEXT, NO_SOUND_TEXT
 from scalgui.ui.testing import wait_for_picture
@@ -45,20 +43,9 @@ def project(sound, tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
+def window(empty_window):
     """A shown window with nothing open, as the editor starts."""
-    pg.setConfigOptions(imageAxisOrder="row-major", mouseRateLimit=-1)
-    errors = []
-    monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
-    monkeypatch.setattr(MainWindow, "show_error", lambda self, *args: errors.append(args))
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.errors = errors
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.set_document(None)
+    return empty_window
 
 
 class Watcher:

@@ -9,31 +9,19 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-import pyqtgraph as pg
-from PyQt6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent
 from PyQt6.QtWidgets import QApplication
 
 from scalgui.resources import example_path
 from scalgui.ui.freq_axis import LogFrequencyAxis, note_name
-from scalgui.ui.main_window import MainWindow
 from scalgui.ui.testing import mouse_move, wait_for_picture, wheel
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    pg.setConfigOptions(imageAxisOrder="row-major", mouseRateLimit=-1)
-    errors = []
-    monkeypatch.setattr(MainWindow, "ask", lambda self, title, text: True)
-    monkeypatch.setattr(MainWindow, "show_error", lambda self, *args: errors.append(args))
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.errors = errors
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.set_document(None)  # nothing left to confirm when the window is closed
+def window(empty_window):
+    empty_window.resize(1200, 800)
+    return empty_window
 
 
 @pytest.fixture

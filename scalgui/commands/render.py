@@ -206,7 +206,9 @@ def render_project(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     try:
         with _no_skipped_plugin_edits(failed):
-            result = doc.render(progress=RenderProgress(PROG, doc.retrieval_settings.iterations))
+            # Progress for a person at a terminal; a script's stderr keeps only what went wrong.
+            progress = RenderProgress(PROG, doc.retrieval_settings.iterations) if sys.stderr.isatty() else None
+            result = doc.render(progress=progress)
         report = _export(doc, out, options)
     except AudioError as exc:
         raise CommandError(str(exc)) from None

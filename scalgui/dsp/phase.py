@@ -990,9 +990,9 @@ def _retrieve_whole(frame, target, settings, *, reference=None, initial_signal=N
                     new_content_db=None) -> RetrievalResult:
     started = time.perf_counter()
     iterations = int(settings.iterations)
-    if progress is not None:
-        progress(RetrievalProgress(0, iterations, math.nan, math.nan, 0.0, math.nan, "initial phase", 0.0))
     with _threads_for(frame, _small_run(target)):
+        if progress is not None:
+            progress(RetrievalProgress(0, iterations, math.nan, math.nan, 0.0, math.nan, "initial phase", 0.0))
         if initial_signal is None and initial_phases is None:
             # Before the run's buffers exist: on a long signal PGHI's working arrays are
             # the retrieval's peak, and the run's FFTW block beside them raised it from
