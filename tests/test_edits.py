@@ -193,3 +193,26 @@ def test_paint_reaches_neighbouring_bands_as_a_partial_would(analysed):
     # The two bands around the stroke see it about equally: no staircase.
     a, b = (float(target.band(j)[..., (coeffs.times(j) > 0.8) & (coeffs.times(j) < 1.2)].mean()) for j in (k, k + 1))
     assert a == pytest.approx(b, rel=0.05)
+
+
+def test_paint_weights_skip_only_frequencies_the_shape_cannot_reach(monkeypatch):
+    import scalgui.dsp.edits as edits_module
+    from scalgui.dsp import signals
+    from scalgui.dsp.edits import Band, Combined, Harmonic, Lasso, Stroke, TimeRange, paint_weights
+    from scalgui.dsp.frame import FrameSettings, WaveletFrame
+
+    frame = WaveletFrame(FrameSettings(22050, 12, fmin=50.0), device="cpu")
+    coeffs = frame.analyze(torch.from_numpy(signals.example_sound(22050)[:, : 22050 * 2]))
+    shapes = [Stroke(((0.5, 1500.0), (1.5, 3000.0)), radius_s=0.05, radius_oct=1 / 24),
+              Rectangle(0.5, 1.0, 300.0, 600.0), Lasso(((0.5, 400.0), (1.0, 900.0), (0.8, 2000.0))),
+              Combined(((Rectangle(0.5, 1.0, 300.0, 600.0), "add"), (Band(400.0, 500.0), "subtract"))),
+              Harmonic(220.0, 0.5, 1.0), TimeRange(1.0, 1.5)]
+    for shape in shapes:
+        edit = Edit(shape, "paint", -20.0)
+        reached = {(g, r): w for g, r, _, w in paint_weights(coeffs, edit)}
+        with monkeypatch.context() as m:
+            m.setattr(edits_module, "_frequency_reach", lambda shape: (0.0, float("inf")))
+            everywhere = {(g, r): w for g, r, _, w in paint_weights(coeffs, edit)}
+        assert reached.keys() == everywhere.keys() and reached
+        for key, weights in reached.items():
+            np.testing.assert_array_equal(weights, everywhere[key])

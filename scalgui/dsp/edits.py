@@ -399,6 +399,23 @@ def edit_weights(coeffs: Coefficients, edit: Edit):
             yield int(table.group[k]), int(table.row[k]), index, w
 
 
+def _frequency_reach(shape) -> tuple[float, float]:
+    """Hz between which ``shape``'s weight can be above 0 (feathers included): a paint
+    stroke of an octave need not be weighed at the frequencies of the other nine."""
+    def octaves(lo_hz: float, hi_hz: float, feather_oct: float) -> tuple[float, float]:
+        return lo_hz * 2.0 ** -feather_oct, hi_hz * 2.0 ** feather_oct
+
+    if isinstance(shape, (Rectangle, Band)):
+        return octaves(shape.f0, shape.f1, shape.feather_oct)
+    if isinstance(shape, (Lasso, Stroke)):
+        freqs = [f for _, f in shape.points]
+        return octaves(min(freqs), max(freqs), shape.feather_oct if isinstance(shape, Lasso) else shape.radius_oct)
+    if isinstance(shape, Combined):
+        reaches = [_frequency_reach(part) for part, op in shape.parts if op == "add"]
+        return min(r[0] for r in reaches), max(r[1] for r in reaches)
+    return 0.0, math.inf  # all frequencies (a time range), or a series across them (harmonics)
+
+
 def paint_weights(coeffs: Coefficients, edit: Edit):
     """Like :func:`edit_weights`, for painting: what each band would see of the painted
     shape if it were sound.
@@ -412,12 +429,15 @@ def paint_weights(coeffs: Coefficients, edit: Edit):
     table = frame.bands
     span = edit.span()
     steps = np.linspace(-3.0, 3.0, 25)
+    lo_hz, hi_hz = _frequency_reach(edit.shape)
     for k in table.wavelet_indices:
+        freqs = table.centre_hz[k] + steps * table.sigma_hz[k]
+        freqs = freqs[(freqs > 0) & (freqs >= lo_hz) & (freqs <= hi_hz)]
+        if freqs.size == 0:
+            continue
         index, times = _band_slice(coeffs, int(k), span)
         if index.stop <= index.start:
             continue
-        freqs = table.centre_hz[k] + steps * table.sigma_hz[k]
-        freqs = freqs[freqs > 0]
         response = frame.atom_response(int(k), freqs)
         w = np.zeros(len(times))
         for f, a in zip(freqs, response):

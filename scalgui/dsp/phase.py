@@ -1236,12 +1236,15 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
             # made: kept, it is the past the window's sound continues, as in a whole
             # signal's retrieval, so that the two sides of the cross-fade agree.
             pinned = out[..., window.start : window.core_start - fade].clone()
+        check_interrupt()  # cutting a long window out of the whole takes a second or more
         if initial_signal is not None:
             local_initial = initial_signal[..., window.start : window.stop]
         elif reference is not None:
             local_reference = _window_of(reference.map(lambda g: g.to(frame.device)), window.start, window.length,
                                          free_margins=False)
+            check_interrupt()
         local_target = _window_of(target, window.start, window.length, free_margins=True)
+        check_interrupt()
         if local_initial is None and local_reference is None and k > 0:
             # Phase retrieval cannot tell a signal from its negative, nor (on complex
             # atoms) settle the phases of separate windows alike: continue the previous
