@@ -632,7 +632,7 @@ class MainWindow(QMainWindow):
         doc = self.document
         if doc is None:
             return None
-        draft = getattr(self, "_draft", None)
+        draft = self._draft
         use_render = self.transport.b_action.isChecked() and (doc.rendered is not None or draft is not None)
         samples = doc.rendered if use_render else doc.samples
         if use_render and draft is not None:
