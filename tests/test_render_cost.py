@@ -43,6 +43,8 @@ def test_new_content_runs_every_iteration(torch_device):
     _, adaptive = rendered(paint, DEFAULT_RENDER, torch_device)
     assert adaptive.iterations == 32 and adaptive.stopped == "iterations"
     assert adaptive.spectral_convergence_db == pytest.approx(fixed.spectral_convergence_db, abs=0.05)
+    _, hurried = rendered(paint, replace(DEFAULT_RENDER, budget_s=1e-3), torch_device)  # nor the budget
+    assert hurried.iterations == 32 and hurried.stopped == "iterations"
 
 
 def test_the_stopping_rule_stops_a_converged_run_and_lets_an_improving_one_go_on():

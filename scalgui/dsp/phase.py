@@ -175,7 +175,9 @@ class RetrievalSettings:
     budget_s : float
         Seconds a render (set-up included) may take before it starts no more
         iterations (0: no budget). The start and every iteration begun are kept, so a
-        render over budget is the warm start refined as far as time allowed.
+        render over budget is the warm start refined as far as time allowed. A
+        re-render applies it, as the stopping rule, only where the edits only scale
+        (see :func:`rerender_spans`).
     """
 
     method: str = "fgla"
@@ -1429,9 +1431,9 @@ def rerender_spans(
         ``only_scaling(start_s, end_s)``: whether the edits between those seconds only
         scale what the source has (gains up to :data:`NEW_CONTENT_DB`, cuts, restores).
         There no coefficient is new content, so its test is skipped, and the stopping
-        rule of ``settings`` applies. Elsewhere (and without it) every iteration runs:
-        new content keeps improving where a scaled span has converged (measured in the
-        docs' rendering chapter).
+        rule and the budget of ``settings`` apply. Elsewhere (and without it) every
+        iteration runs: new content keeps improving where a scaled span has converged
+        (measured in the docs' rendering chapter).
     local_start : callable, optional
         For spans that only scale: a window's analysis -> the complex coefficients of
         its warm start (the target magnitudes on the analysis's phase, e.g.
@@ -1521,8 +1523,11 @@ def rerender_spans(
             analysis_s = time.perf_counter() - analysed
             report(RetrievalProgress(0, settings.iterations, math.nan, math.nan, 0.0, math.nan, "analysing", 0.5))
             scaling = only_scaling is not None and only_scaling(lo / sr, hi / sr)
-            span_settings = settings if scaling else replace(settings, stop_gain_db=0.0)
-            over_budget = deadline is not None and time.perf_counter() + SETUP_ANALYSES * analysis_s > deadline
+            # New content runs every iteration, whatever the rule and the budget say: the
+            # iterations keep improving it, and the warm start is far from it.
+            span_settings = settings if scaling else replace(settings, stop_gain_db=0.0, budget_s=0.0)
+            span_deadline = deadline if scaling else None
+            over_budget = span_deadline is not None and time.perf_counter() + SETUP_ANALYSES * analysis_s > deadline
             if over_budget and settings.iterations:
                 # The iterations' set-up alone would run past the budget: the warm start it is.
                 span_settings = replace(span_settings, iterations=0)
@@ -1535,7 +1540,7 @@ def rerender_spans(
                 start_from = local if local_reference is None else local_reference(local)
                 del local
                 result = retrieve(frame, target, span_settings, reference=start_from, progress=report,
-                                  cancel=cancel, deadline=deadline, new_content_db=math.inf if scaling else None)
+                                  cancel=cancel, deadline=span_deadline, new_content_db=math.inf if scaling else None)
                 del start_from
                 reference = float(sum((g**2).sum() for g in target.groups))
                 del target
