@@ -751,7 +751,7 @@ class Document:
 
     def prepare_render(self) -> None:
         """Build the render frame's transform plans now, so that the first render does not
-        (on a long sound, seconds of its time). Thread-safe: a GUI calls it on a worker
+        (on a long sound, a noticeable share of its time). Thread-safe: a GUI calls it on a worker
         when the first edit lands."""
         frame = self.render_frame
         n = frame.padded_length(self.frames)

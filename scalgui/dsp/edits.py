@@ -494,7 +494,7 @@ def apply_edits(
     for edit in edits:
         weights = paint_weights if edit.action == "paint" else edit_weights
         for g, r, index, w in weights(original, edit):
-            check_interrupt()  # a band edit of a whole song is seconds of work
+            check_interrupt()  # a band edit of a whole song touches every coefficient of its bands
             view = target[g][..., r, index]  # the actions below write through it
             for part, weight in _runs(view, w) if edit.action != "paint" else [(view, w)]:
                 if not isinstance(weight, float):

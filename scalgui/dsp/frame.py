@@ -80,7 +80,7 @@ _interrupt = threading.local()
 @contextlib.contextmanager
 def interruptible(check: Callable[[], None]):
     """Call ``check()`` (which raises to stop) between the segments of every long
-    transform this thread runs inside the block: a whole song's analysis takes seconds,
+    transform this thread runs inside the block: a whole song's analysis is many segments,
     and a cancel must not wait for it to end."""
     previous = getattr(_interrupt, "check", None)
     _interrupt.check = check

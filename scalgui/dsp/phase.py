@@ -489,7 +489,7 @@ def _known_and_new(target: Coefficients, reference: Coefficients, new_content_db
     ratio = 10 ** ((NEW_CONTENT_DB if new_content_db is None else new_content_db) / 20)
     known, new = [], []
     for t, r in zip(target.groups, reference.groups):
-        check_interrupt()  # a long window's groups take seconds together
+        check_interrupt()  # between groups: a long window's are hundreds of MB each
         m = r.abs()  # one group's moduli at a time: a long window's are hundreds of MB
         known.append(r / m.clamp_min(1e-30) * (m > 0) + (m == 0))
         new.append(t > m * ratio)
@@ -585,7 +585,7 @@ class _Run:
         self.block = None
         if compiled_loops_on(frame.device) and (one_block or fftw_block.iterates_whole(frame)):
             self.plan = frame.content_plan(n, target.pad_left, target.length)
-            check_interrupt()  # each step of a long window's set-up takes a second or more
+            check_interrupt()  # between the steps of a long window's set-up, each a pass over all of it
             if fftw_block.available():
                 self.block = fftw_block.FftwBlock(frame, self.plan or frame._plan(n), target.batch_shape,
                                                   target.pad_left, target.length,
@@ -1238,7 +1238,7 @@ def _retrieve_windowed(frame, target, settings, windows, fade, *, reference, ini
             # made: kept, it is the past the window's sound continues, as in a whole
             # signal's retrieval, so that the two sides of the cross-fade agree.
             pinned = out[..., window.start : window.core_start - fade].clone()
-        check_interrupt()  # cutting a long window out of the whole takes a second or more
+        check_interrupt()  # cutting a long window out of the whole copies all its coefficients
         if initial_signal is not None:
             local_initial = initial_signal[..., window.start : window.stop]
         elif reference is not None:
