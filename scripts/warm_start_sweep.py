@@ -26,6 +26,7 @@ import scalgui  # noqa: E402,F401  (sets OMP_WAIT_POLICY=PASSIVE before torch is
 import numpy as np  # noqa: E402
 
 from scalgui.app.document import Document  # noqa: E402
+from scalgui.bench.render import loudest_stretch  # noqa: E402
 from scalgui.dsp import phase, signals  # noqa: E402
 from scalgui.dsp.edits import Edit, Rectangle, Stroke, TimeRange  # noqa: E402
 from scalgui.dsp.phase import RetrievalSettings  # noqa: E402
@@ -46,13 +47,6 @@ def load_signals(corpus: Path | None) -> dict[str, tuple[np.ndarray, float]]:
         out["speech (Front_Center.wav), 1.4 s"] = (speech.samples, speech.sample_rate)
         out["orchestra (sad.ogg 10-16 s)"] = (music.samples[:, int(10 * m) : int(16 * m)], m)
     return out
-
-
-def loudest_stretch(samples: np.ndarray, sr: float, seconds: float) -> float:
-    """Start (s) of the ``seconds`` with the most energy."""
-    power = np.cumsum(np.concatenate([[0.0], np.square(samples.astype(np.float64)).sum(0)]))
-    width = int(seconds * sr)
-    return float(np.argmax(power[width:] - power[:-width])) / sr
 
 
 def edits(samples: np.ndarray, sr: float):

@@ -37,7 +37,7 @@ from .formats import (
     normalize_quality,
 )
 
-__all__ = ["SaveReport", "save_audio"]
+__all__ = ["SaveReport", "check_destination", "save_audio"]
 
 NORMALIZE_PEAK_DBFS = -0.1
 """Peak level (dBFS) that ``clip='normalize'`` scales to."""
@@ -178,8 +178,11 @@ def same_file(a: Path, b: Path) -> bool:
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
-def _destination(path: Path, overwrite, source_path) -> Path:
-    """The file to replace (a symlink's target), checked before any work is done."""
+def check_destination(path: Path, overwrite=True, source_path=None) -> Path:
+    """The file :func:`save_audio` would replace (a symlink's target), checked as it
+    checks it, so that a caller can refuse a bad output before a long render: raises
+    the same :class:`AudioWriteError` (``WouldOverwriteSource``, ``DestinationExists``,
+    a read-only file, a folder) with the same message."""
     if overwrite not in (True, False, "source"):
         raise ValueError(f"overwrite must be True, False or 'source', got {overwrite!r}")
     try:
@@ -324,7 +327,7 @@ def save_audio(
     spec, bit_depth, quality = _choose_format(path, bit_depth, quality)
     sr = _check_rate(path, sample_rate, spec)
     x = _prepare(path, samples, sr, spec)
-    final = _destination(path, overwrite, source_path)
+    final = check_destination(path, overwrite, source_path)
     is_float = bit_depth in spec.float_bit_depths
     x, peak_db, gain_db, limited = _apply_clip_policy(path, x, sr, clip, is_float)
     clipped = 0

@@ -180,7 +180,7 @@ def render_project(args: argparse.Namespace) -> dict:
         read_project,
     )
     from scalgui.audio import AudioError
-    from scalgui.audio.save import same_file
+    from scalgui.audio.save import check_destination, same_file
 
     out = _check_output(args.output)
     project_path = Path(args.project)
@@ -199,8 +199,10 @@ def render_project(args: argparse.Namespace) -> dict:
     except ProjectError as exc:
         raise CommandError(str(exc)) from None
     failed = f"cannot render '{project_path}': "
-    if doc.path is not None and same_file(out, doc.path):  # refused before the render, not after it
-        raise CommandError(f"cannot write '{out}': it would overwrite the source; choose another output")
+    try:  # a destination the export would refuse is refused before the render, not after it
+        check_destination(out, source_path=doc.path)
+    except AudioError as exc:
+        raise CommandError(str(exc)) from None
     _check_plugin_edits(project.edits, failed)
     options = _configure(doc, project, args)
     started = time.perf_counter()
